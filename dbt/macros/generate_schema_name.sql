@@ -1,0 +1,5 @@
+{#- Schemas are named as the contract names them (marts, staging, ...), not prefixed
+    with the target schema as dbt does by default. -#}
+{% macro generate_schema_name(custom_schema_name, node) -%}
+    {%- if custom_schema_name is none -%}{{ target.schema }}{%- else -%}{{ custom_schema_name | trim }}{%- endif -%}
+{%- endmacro %}

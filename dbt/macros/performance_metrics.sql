@@ -1,0 +1,388 @@
+{#- Performance metrics and their confidence intervals, from additive daily counts.
+
+    Each macro takes relations with one row per group (group_columns) and day (for the
+    binary ranking metrics: and distinct score) and returns one row per group and metric:
+    group_columns..., metric, value, ci_low, ci_high, n_predictions, n_labeled.
+    A value is NULL when the group has fewer labeled rows than min_labeled_rows.
+
+    Intervals (95%):
+      accuracy, precision, recall, positive_rate   Wilson score interval
+      f1                 Wilson interval of tp / (tp + (fp + fn) / 2), which equals F1
+      roc_auc            DeLong: variance from the per-positive and per-negative
+                         placement values (ties count one half), normal interval
+      pr_auc             logit interval (Boyd et al. 2013), n = number of positives
+      weighted_recall    ratio estimator, delta-method variance
+      log_loss, brier, mae, mape   normal interval of a mean
+      rmse               normal interval of the mean squared error, square-rooted
+      r2                 1 - (MSE interval) * n / total sum of squares
+-#}
+
+{% macro _group_join(left, right, group_columns) -%}
+    {%- for column in group_columns -%}
+    {{ left }}.{{ column }} = {{ right }}.{{ column }}{% if not loop.last %} and {% endif %}
+    {%- endfor -%}
+{%- endmacro %}
+
+{% macro _prefixed(alias, group_columns) -%}
+    {%- for column in group_columns -%}{{ alias }}.{{ column }}{% if not loop.last %}, {% endif %}{%- endfor -%}
+{%- endmacro %}
+
+{% macro _metric_row(group_columns, name, value, ci_low, ci_high, labeled=true) -%}
+    select
+        {{ _prefixed('s', group_columns) }},
+        cast('{{ name }}' as {{ dbt.type_string() }}) as metric,
+        cast({{ value }} as {{ type_double() }}) as value,
+        cast({{ ci_low }} as {{ type_double() }}) as ci_low,
+        cast({{ ci_high }} as {{ type_double() }}) as ci_high,
+        cast(s.n_predictions as {{ dbt.type_bigint() }}) as n_predictions,
+        cast(s.n_labeled as {{ dbt.type_bigint() }}) as n_labeled
+    from stats as s
+{%- endmacro %}
+
+{% macro binary_metrics(sums_relation, scores_relation, group_columns) -%}
+{%- set g = group_columns | join(', ') -%}
+(
+    with day_counts as (
+        select * from {{ sums_relation }}
+    ),
+
+    -- The ranking metrics sort every group's distinct scores: on one integer key, in one pass.
+    score_counts as (
+        select {{ group_key(group_columns) }} as group_key, score, sum(n_pos) as n_pos, sum(n_neg) as n_neg
+        from {{ scores_relation }}
+        group by 1, 2
+    ),
+
+    totals as (
+        select
+            {{ g }},
+            {{ group_key(group_columns) }} as group_key,
+            min(min_labeled_rows) as min_labeled_rows,
+            sum(n_predictions) as n_predictions,
+            sum(n_labeled) as n_labeled,
+            sum(n_pos) as n_pos,
+            sum(n_neg) as n_neg,
+            sum(n_predicted_positive) as n_predicted_positive,
+            sum(n_tp) as n_tp,
+            sum(n_fp) as n_fp,
+            sum(n_fn) as n_fn,
+            sum(n_tn) as n_tn,
+            sum(sum_log_loss) as sum_log_loss,
+            sum(sum_log_loss_sq) as sum_log_loss_sq,
+            sum(sum_brier) as sum_brier,
+            sum(sum_brier_sq) as sum_brier_sq,
+            sum(w_pos) as w_pos,
+            sum(w_tp) as w_tp,
+            sum(w2_pos) as w2_pos,
+            sum(w2_tp) as w2_tp
+        from day_counts
+        group by {{ g }}
+    ),
+
+    cumulated as (
+        select
+            group_key,
+            score,
+            n_pos,
+            n_neg,
+            sum(n_pos) over (partition by group_key order by score rows between unbounded preceding and current row)
+                as pos_at_or_below,
+            sum(n_neg) over (partition by group_key order by score rows between unbounded preceding and current row)
+                as neg_at_or_below
+        from score_counts
+    ),
+
+    ranked as (
+        -- Per distinct score: negatives strictly below, positives strictly above, and the
+        -- positives and negatives at or above it (the confusion counts at that threshold).
+        select
+            cumulated.group_key,
+            cumulated.n_pos,
+            cumulated.n_neg,
+            cumulated.neg_at_or_below - cumulated.n_neg as neg_below,
+            totals.n_pos - cumulated.pos_at_or_below as pos_above,
+            totals.n_pos - cumulated.pos_at_or_below + cumulated.n_pos as tp_at_or_above,
+            totals.n_neg - cumulated.neg_at_or_below + cumulated.n_neg as fp_at_or_above,
+            totals.n_pos as total_pos,
+            totals.n_neg as total_neg
+        from cumulated
+        inner join totals on totals.group_key = cumulated.group_key
+    ),
+
+    ranking as (
+        select
+            group_key,
+            case when min(total_pos) > 0 and min(total_neg) > 0
+                then sum(n_pos * (neg_below + 0.5 * n_neg)) / (1.0 * min(total_pos) * min(total_neg)) end as roc_auc,
+            case when min(total_pos) > 0
+                then sum(case when n_pos > 0
+                    then n_pos * tp_at_or_above * 1.0 / (tp_at_or_above + fp_at_or_above) else 0 end
+                ) / min(total_pos) end as pr_auc
+        from ranked
+        group by group_key
+    ),
+
+    delong as (
+        select
+            ranked.group_key,
+            case when min(ranked.total_pos) > 1 and min(ranked.total_neg) > 1 then
+                sum(ranked.n_pos * ((ranked.neg_below + 0.5 * ranked.n_neg) / ranked.total_neg - ranking.roc_auc)
+                                 * ((ranked.neg_below + 0.5 * ranked.n_neg) / ranked.total_neg - ranking.roc_auc))
+                    / (min(ranked.total_pos) - 1) / min(ranked.total_pos)
+              + sum(ranked.n_neg * ((ranked.pos_above + 0.5 * ranked.n_pos) / ranked.total_pos - ranking.roc_auc)
+                                 * ((ranked.pos_above + 0.5 * ranked.n_pos) / ranked.total_pos - ranking.roc_auc))
+                    / (min(ranked.total_neg) - 1) / min(ranked.total_neg)
+            end as roc_auc_variance
+        from ranked
+        inner join ranking on ranking.group_key = ranked.group_key
+        where ranking.roc_auc is not null
+        group by ranked.group_key
+    ),
+
+    stats as (
+        select
+            t.*,
+            t.n_labeled >= t.min_labeled_rows as enough,
+            ranking.roc_auc,
+            ranking.pr_auc,
+            delong.roc_auc_variance,
+            {{ safe_divide('t.w_tp', 't.w_pos') }} as weighted_recall
+        from totals as t
+        left join ranking on ranking.group_key = t.group_key
+        left join delong on delong.group_key = t.group_key
+    )
+
+    {{ _metric_row(group_columns, 'roc_auc',
+        'case when s.enough then s.roc_auc end',
+        'case when s.enough then greatest(0, s.roc_auc - ' ~ ci_z() ~ ' * sqrt(s.roc_auc_variance)) end',
+        'case when s.enough then least(1, s.roc_auc + ' ~ ci_z() ~ ' * sqrt(s.roc_auc_variance)) end') }}
+    union all
+    {{ _metric_row(group_columns, 'pr_auc',
+        'case when s.enough then s.pr_auc end',
+        'case when s.enough and s.pr_auc > 0 and s.pr_auc < 1 then 1 / (1 + exp(-(ln(s.pr_auc / (1 - s.pr_auc)) - '
+            ~ ci_z() ~ ' / sqrt(s.n_pos * s.pr_auc * (1 - s.pr_auc))))) end',
+        'case when s.enough and s.pr_auc > 0 and s.pr_auc < 1 then 1 / (1 + exp(-(ln(s.pr_auc / (1 - s.pr_auc)) + '
+            ~ ci_z() ~ ' / sqrt(s.n_pos * s.pr_auc * (1 - s.pr_auc))))) end') }}
+    union all
+    {{ _metric_row(group_columns, 'accuracy',
+        'case when s.enough then ' ~ safe_divide('s.n_tp + s.n_tn', 's.n_labeled') ~ ' end',
+        'case when s.enough then ' ~ wilson_low('s.n_tp + s.n_tn', 's.n_labeled') ~ ' end',
+        'case when s.enough then ' ~ wilson_high('s.n_tp + s.n_tn', 's.n_labeled') ~ ' end') }}
+    union all
+    {{ _metric_row(group_columns, 'precision',
+        'case when s.enough then ' ~ safe_divide('s.n_tp', 's.n_tp + s.n_fp') ~ ' end',
+        'case when s.enough then ' ~ wilson_low('s.n_tp', 's.n_tp + s.n_fp') ~ ' end',
+        'case when s.enough then ' ~ wilson_high('s.n_tp', 's.n_tp + s.n_fp') ~ ' end') }}
+    union all
+    {{ _metric_row(group_columns, 'recall',
+        'case when s.enough then ' ~ safe_divide('s.n_tp', 's.n_tp + s.n_fn') ~ ' end',
+        'case when s.enough then ' ~ wilson_low('s.n_tp', 's.n_tp + s.n_fn') ~ ' end',
+        'case when s.enough then ' ~ wilson_high('s.n_tp', 's.n_tp + s.n_fn') ~ ' end') }}
+    union all
+    {{ _metric_row(group_columns, 'f1',
+        'case when s.enough then ' ~ safe_divide('2 * s.n_tp', '2 * s.n_tp + s.n_fp + s.n_fn') ~ ' end',
+        'case when s.enough then ' ~ wilson_low('s.n_tp', 's.n_tp + (s.n_fp + s.n_fn) / 2.0') ~ ' end',
+        'case when s.enough then ' ~ wilson_high('s.n_tp', 's.n_tp + (s.n_fp + s.n_fn) / 2.0') ~ ' end') }}
+    union all
+    {{ _metric_row(group_columns, 'log_loss',
+        'case when s.enough then s.sum_log_loss / s.n_labeled end',
+        'case when s.enough then s.sum_log_loss / s.n_labeled - ' ~ ci_z() ~ ' * '
+            ~ mean_standard_error('s.n_labeled', 's.sum_log_loss', 's.sum_log_loss_sq') ~ ' end',
+        'case when s.enough then s.sum_log_loss / s.n_labeled + ' ~ ci_z() ~ ' * '
+            ~ mean_standard_error('s.n_labeled', 's.sum_log_loss', 's.sum_log_loss_sq') ~ ' end') }}
+    union all
+    {{ _metric_row(group_columns, 'brier',
+        'case when s.enough then s.sum_brier / s.n_labeled end',
+        'case when s.enough then greatest(0, s.sum_brier / s.n_labeled - ' ~ ci_z() ~ ' * '
+            ~ mean_standard_error('s.n_labeled', 's.sum_brier', 's.sum_brier_sq') ~ ') end',
+        'case when s.enough then s.sum_brier / s.n_labeled + ' ~ ci_z() ~ ' * '
+            ~ mean_standard_error('s.n_labeled', 's.sum_brier', 's.sum_brier_sq') ~ ' end') }}
+    union all
+    {{ _metric_row(group_columns, 'positive_rate',
+        'case when s.n_predictions >= s.min_labeled_rows then ' ~ safe_divide('s.n_predicted_positive', 's.n_predictions') ~ ' end',
+        'case when s.n_predictions >= s.min_labeled_rows then ' ~ wilson_low('s.n_predicted_positive', 's.n_predictions') ~ ' end',
+        'case when s.n_predictions >= s.min_labeled_rows then ' ~ wilson_high('s.n_predicted_positive', 's.n_predictions') ~ ' end') }}
+    union all
+    {{ _metric_row(group_columns, 'weighted_recall',
+        'case when s.enough then s.weighted_recall end',
+        'case when s.enough and s.w_pos > 0 then greatest(0, s.weighted_recall - ' ~ ci_z() ~ ' * sqrt(greatest(0, '
+            ~ 's.w2_tp * (1 - s.weighted_recall) * (1 - s.weighted_recall) + (s.w2_pos - s.w2_tp) * s.weighted_recall * s.weighted_recall'
+            ~ ')) / s.w_pos) end',
+        'case when s.enough and s.w_pos > 0 then least(1, s.weighted_recall + ' ~ ci_z() ~ ' * sqrt(greatest(0, '
+            ~ 's.w2_tp * (1 - s.weighted_recall) * (1 - s.weighted_recall) + (s.w2_pos - s.w2_tp) * s.weighted_recall * s.weighted_recall'
+            ~ ')) / s.w_pos) end') }}
+)
+{%- endmacro %}
+
+{% macro regression_metrics(relation, group_columns) -%}
+{%- set g = group_columns | join(', ') -%}
+(
+    with day_sums as (
+        select * from {{ relation }}
+    ),
+
+    totals as (
+        select
+            {{ g }},
+            min(min_labeled_rows) as min_labeled_rows,
+            sum(n_predictions) as n_predictions,
+            sum(n_labeled) as n_labeled,
+            sum(sum_abs_error) as sum_abs_error,
+            sum(sum_squared_error) as sum_squared_error,
+            sum(sum_squared_error_sq) as sum_squared_error_sq,
+            sum(sum_ape) as sum_ape,
+            sum(sum_ape_sq) as sum_ape_sq,
+            {{ safe_divide('sum(sum_label)', 'sum(n_labeled)') }} as mean_label
+        from day_sums
+        group by {{ g }}
+    ),
+
+    spread as (
+        select
+            {{ _prefixed('t', group_columns) }},
+            sum(d.m2_label + d.n_labeled * (d.mean_label - t.mean_label) * (d.mean_label - t.mean_label)) as total_sum_squares
+        from totals as t
+        inner join day_sums as d on {{ _group_join('t', 'd', group_columns) }}
+        where d.n_labeled > 0
+        group by {{ _prefixed('t', group_columns) }}
+    ),
+
+    stats as (
+        select
+            t.*,
+            spread.total_sum_squares,
+            t.n_labeled >= t.min_labeled_rows as enough,
+            {{ safe_divide('t.sum_squared_error', 't.n_labeled') }} as mse,
+            {{ mean_standard_error('t.n_labeled', 't.sum_squared_error', 't.sum_squared_error_sq') }} as mse_se
+        from totals as t
+        left join spread on {{ _group_join('t', 'spread', group_columns) }}
+    )
+
+    {{ _metric_row(group_columns, 'mae',
+        'case when s.enough then s.sum_abs_error / s.n_labeled end',
+        'case when s.enough then greatest(0, s.sum_abs_error / s.n_labeled - ' ~ ci_z() ~ ' * '
+            ~ mean_standard_error('s.n_labeled', 's.sum_abs_error', 's.sum_squared_error') ~ ') end',
+        'case when s.enough then s.sum_abs_error / s.n_labeled + ' ~ ci_z() ~ ' * '
+            ~ mean_standard_error('s.n_labeled', 's.sum_abs_error', 's.sum_squared_error') ~ ' end') }}
+    union all
+    {{ _metric_row(group_columns, 'rmse',
+        'case when s.enough then sqrt(s.mse) end',
+        'case when s.enough then sqrt(greatest(0, s.mse - ' ~ ci_z() ~ ' * s.mse_se)) end',
+        'case when s.enough then sqrt(s.mse + ' ~ ci_z() ~ ' * s.mse_se) end') }}
+    union all
+    {{ _metric_row(group_columns, 'mape',
+        'case when s.enough then s.sum_ape / s.n_labeled end',
+        'case when s.enough then greatest(0, s.sum_ape / s.n_labeled - ' ~ ci_z() ~ ' * '
+            ~ mean_standard_error('s.n_labeled', 's.sum_ape', 's.sum_ape_sq') ~ ') end',
+        'case when s.enough then s.sum_ape / s.n_labeled + ' ~ ci_z() ~ ' * '
+            ~ mean_standard_error('s.n_labeled', 's.sum_ape', 's.sum_ape_sq') ~ ' end') }}
+    union all
+    {{ _metric_row(group_columns, 'r2',
+        'case when s.enough and s.total_sum_squares > 0 then 1 - s.sum_squared_error / s.total_sum_squares end',
+        'case when s.enough and s.total_sum_squares > 0 then 1 - (s.mse + ' ~ ci_z() ~ ' * s.mse_se) * s.n_labeled / s.total_sum_squares end',
+        'case when s.enough and s.total_sum_squares > 0 then 1 - greatest(0, s.mse - ' ~ ci_z() ~ ' * s.mse_se) * s.n_labeled / s.total_sum_squares end') }}
+)
+{%- endmacro %}
+
+{#- Multiclass: accuracy (Wilson), macro F1 over the classes present among the labeled
+    rows' true and predicted classes (as scikit-learn's f1_score(average='macro')), with
+    a normal interval whose variance sums the classes' Wilson-style variances
+    F1_c (1 - F1_c) / (tp_c + (fp_c + fn_c) / 2) divided by the number of classes squared
+    (treating classes as independent), and log loss from the true class's probability
+    (NULL unless every labeled row carries one). -#}
+{% macro multiclass_metrics(relation, group_columns) -%}
+{%- set g = group_columns | join(', ') -%}
+(
+    with cells as (
+        select
+            {{ g }},
+            true_class,
+            predicted_class,
+            min(min_labeled_rows) as min_labeled_rows,
+            sum(n_predictions) as n_predictions,
+            sum(n_labeled) as n_labeled,
+            sum(n_with_probability) as n_with_probability,
+            sum(sum_log_loss) as sum_log_loss,
+            sum(sum_log_loss_sq) as sum_log_loss_sq
+        from {{ relation }}
+        group by {{ g }}, true_class, predicted_class
+    ),
+
+    totals as (
+        select
+            {{ g }},
+            min(min_labeled_rows) as min_labeled_rows,
+            sum(n_predictions) as n_predictions,
+            sum(n_labeled) as n_labeled,
+            sum(case when true_class = predicted_class then n_labeled else 0 end) as n_correct,
+            sum(n_with_probability) as n_with_probability,
+            sum(sum_log_loss) as sum_log_loss,
+            sum(sum_log_loss_sq) as sum_log_loss_sq
+        from cells
+        group by {{ g }}
+    ),
+
+    classes as (
+        select {{ g }}, true_class as class from cells where true_class is not null
+        union
+        select {{ g }}, predicted_class as class from cells where true_class is not null and predicted_class is not null
+    ),
+
+    per_class as (
+        select
+            {{ _prefixed('c', group_columns) }},
+            c.class,
+            sum(case when x.true_class = c.class and x.predicted_class = c.class then x.n_labeled else 0 end) as tp,
+            sum(case when x.true_class <> c.class and x.predicted_class = c.class then x.n_labeled else 0 end) as fp,
+            sum(case when x.true_class = c.class and (x.predicted_class is null or x.predicted_class <> c.class)
+                then x.n_labeled else 0 end) as fn
+        from classes as c
+        inner join cells as x on {{ _group_join('c', 'x', group_columns) }} and x.true_class is not null
+        group by {{ _prefixed('c', group_columns) }}, c.class
+    ),
+
+    class_f1 as (
+        select
+            per_class.*,
+            2.0 * tp / (2 * tp + fp + fn) as f1
+        from per_class
+    ),
+
+    macro as (
+        select
+            {{ g }},
+            avg(f1) as macro_f1,
+            sum(case when tp + (fp + fn) / 2.0 > 0 then f1 * (1 - f1) / (tp + (fp + fn) / 2.0) else 0 end)
+                / (count(*) * count(*)) as macro_f1_variance
+        from class_f1
+        group by {{ g }}
+    ),
+
+    stats as (
+        select
+            t.*,
+            t.n_labeled >= t.min_labeled_rows as enough,
+            macro.macro_f1,
+            macro.macro_f1_variance
+        from totals as t
+        left join macro on {{ _group_join('t', 'macro', group_columns) }}
+    )
+
+    {{ _metric_row(group_columns, 'accuracy',
+        'case when s.enough then ' ~ safe_divide('s.n_correct', 's.n_labeled') ~ ' end',
+        'case when s.enough then ' ~ wilson_low('s.n_correct', 's.n_labeled') ~ ' end',
+        'case when s.enough then ' ~ wilson_high('s.n_correct', 's.n_labeled') ~ ' end') }}
+    union all
+    {{ _metric_row(group_columns, 'macro_f1',
+        'case when s.enough then s.macro_f1 end',
+        'case when s.enough then greatest(0, s.macro_f1 - ' ~ ci_z() ~ ' * sqrt(s.macro_f1_variance)) end',
+        'case when s.enough then least(1, s.macro_f1 + ' ~ ci_z() ~ ' * sqrt(s.macro_f1_variance)) end') }}
+    union all
+    {{ _metric_row(group_columns, 'log_loss',
+        'case when s.enough and s.n_with_probability = s.n_labeled then s.sum_log_loss / s.n_labeled end',
+        'case when s.enough and s.n_with_probability = s.n_labeled then s.sum_log_loss / s.n_labeled - ' ~ ci_z() ~ ' * '
+            ~ mean_standard_error('s.n_labeled', 's.sum_log_loss', 's.sum_log_loss_sq') ~ ' end',
+        'case when s.enough and s.n_with_probability = s.n_labeled then s.sum_log_loss / s.n_labeled + ' ~ ci_z() ~ ' * '
+            ~ mean_standard_error('s.n_labeled', 's.sum_log_loss', 's.sum_log_loss_sq') ~ ' end') }}
+)
+{%- endmacro %}

@@ -1,0 +1,63 @@
+{#- The dates an invocation works on. mlwatch passes them in the environment
+    (MLWATCH_RUN_DATE, MLWATCH_FIRST_WINDOW_END), and they are read only when models run,
+    not while dbt parses: the project then parses once per configuration and every
+    night reuses the parse. -#}
+
+{% macro run_date_iso() -%}
+    {%- if execute -%}{{ env_var('MLWATCH_RUN_DATE') }}{%- else -%}2000-01-01{%- endif -%}
+{%- endmacro %}
+
+{% macro run_date() -%}
+    cast('{{ run_date_iso() }}' as date)
+{%- endmacro %}
+
+{#- The first window end recomputed: labels can still arrive for predictions up to
+    the longest label_delay_days back, so every window ending in that span may change. -#}
+{% macro first_window_end_iso() -%}
+    {%- set given = env_var('MLWATCH_FIRST_WINDOW_END') if execute else '2000-01-01' -%}
+    {%- set first = modules.datetime.date.fromisoformat(given) -%}
+    {%- set delays = [0] -%}
+    {%- for name, m in var("models").items() -%}{%- do delays.append(m.label_delay_days) -%}{%- endfor -%}
+    {{- (first - modules.datetime.timedelta(days=delays | max)).isoformat() -}}
+{%- endmacro %}
+
+{% macro first_window_end() -%}
+    cast('{{ first_window_end_iso() }}' as date)
+{%- endmacro %}
+
+{#- One row per day from start to end (ISO strings), as portable SQL. -#}
+{% macro calendar(start_iso, end_iso, column="day") -%}
+    {%- set start = modules.datetime.date.fromisoformat(start_iso) -%}
+    {%- set end = modules.datetime.date.fromisoformat(end_iso) -%}
+    {%- set days = (end - start).days -%}
+    {%- if days < 0 %}
+    select cast(null as date) as {{ column }} where 1 = 0
+    {%- else -%}
+    {%- for i in range(days + 1) %}
+    select cast('{{ (start + modules.datetime.timedelta(days=i)).isoformat() }}' as date) as {{ column }}
+    {%- if not loop.last %} union all{% endif -%}
+    {%- endfor -%}
+    {%- endif -%}
+{%- endmacro %}
+
+{% macro sql_literal(value) -%}
+    {%- if value is none -%}null
+    {%- elif value is string -%}'{{ value | replace("'", "''") }}'
+    {%- elif value is sameas true -%}true
+    {%- elif value is sameas false -%}false
+    {%- else -%}{{ value }}
+    {%- endif -%}
+{%- endmacro %}
+
+{#- 64-bit floating point. type_double() is 32-bit on DuckDB, too coarse for metrics. -#}
+{% macro type_double() -%}
+    {{ return(adapter.dispatch('type_double', 'mlwatch')()) }}
+{%- endmacro %}
+
+{% macro default__type_double() -%}double{%- endmacro %}
+{% macro postgres__type_double() -%}double precision{%- endmacro %}
+
+{#- A date plus a number of days, as a date (dbt.dateadd gives a timestamp on some engines). -#}
+{% macro add_days(days, date_expression) -%}
+    cast({{ dbt.dateadd('day', days, date_expression) }} as date)
+{%- endmacro %}

@@ -1,0 +1,25 @@
+{#- Binary models, labeled predictions: per model, version group, day, segment, raw
+    segment value and distinct score, the positives and negatives. A window's ranking
+    metrics (ROC AUC, average precision) need only these counts, summed over its days.
+    The other metrics come from int_binary_daily, without the score. -#}
+
+with rows_by_version as (
+    select
+        model_name, version_group as model_version, prediction_day, segment, segment_raw_value, score,
+        is_labeled, is_positive, is_predicted_positive, outcome_weight, min_labeled_rows
+    from {{ ref('int_predictions_segmented') }}
+    where task = 'binary_classification'
+)
+
+select
+    model_name,
+    model_version,
+    prediction_day,
+    segment,
+    segment_raw_value,
+    score,
+    sum(case when is_positive = 1 then 1 else 0 end) as n_pos,
+    sum(case when is_positive = 0 then 1 else 0 end) as n_neg
+from rows_by_version
+where is_labeled
+group by model_name, model_version, prediction_day, segment, segment_raw_value, score

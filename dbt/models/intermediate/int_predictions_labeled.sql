@@ -1,0 +1,80 @@
+{#- Each prediction with the label known for it: the latest label (a later labeled_at
+    corrects an earlier one) among those that arrived by the run date and within the
+    model's label_delay_days of the prediction's day. Labels that arrived before their
+    prediction join as soon as it is there. The horizon makes every figure a function
+    of the data and the dates alone, so a backfill equals the nightly runs it replaces. -#}
+{%- set models = var('models') -%}
+{%- set weighted = [] -%}
+{%- for name, m in models.items() if m.weight_column -%}{%- do weighted.append((name, m.weight_column)) -%}{%- endfor %}
+
+with predictions as (
+    select * from {{ ref('int_predictions_in_scope') }}
+),
+
+labels as (
+    select * from {{ ref('stg_raw__labels') }}
+    where _partition_date <= {{ run_date() }}
+),
+
+candidate_labels as (
+    select
+        predictions.model_name,
+        predictions.prediction_id,
+        labels.label,
+        labels.labeled_at,
+        labels.label_weight,
+        min(labels.labeled_at) over (
+            partition by predictions.model_name, predictions.prediction_id
+        ) as first_labeled_at,
+        row_number() over (
+            partition by predictions.model_name, predictions.prediction_id
+            order by labels.labeled_at desc, labels.label desc
+        ) as recency
+    from predictions
+    inner join labels
+        on labels.model_name = predictions.model_name
+        and labels.prediction_id = predictions.prediction_id
+    where labels.labeled_day <= least(
+        {{ run_date() }},
+        {{ add_days('predictions.label_delay_days', 'predictions.prediction_day') }}
+    )
+),
+
+effective_labels as (
+    select * from candidate_labels where recency = 1
+)
+
+select
+    predictions.*,
+    effective_labels.label,
+    effective_labels.labeled_at,
+    effective_labels.first_labeled_at,
+    effective_labels.label is not null as is_labeled,
+    {%- if weighted %}
+    case predictions.model_name
+        {%- for name, column in weighted %}
+        when {{ sql_literal(name) }} then cast(predictions.{{ adapter.quote(column) }} as {{ type_double() }})
+        {%- endfor %}
+        else effective_labels.label_weight
+    end as outcome_weight,
+    {%- else %}
+    effective_labels.label_weight as outcome_weight,
+    {%- endif %}
+    case
+        when effective_labels.label is null then null
+        when effective_labels.label = predictions.positive_label then 1
+        when {{ dbt.safe_cast('effective_labels.label', type_double()) }}
+            = {{ dbt.safe_cast('predictions.positive_label', type_double()) }} then 1
+        else 0
+    end as is_positive,
+    case
+        when predictions.predicted_label is not null
+            then case when predictions.predicted_label = predictions.positive_label then 1 else 0 end
+        when predictions.score >= predictions.decision_threshold then 1
+        else 0
+    end as is_predicted_positive,
+    {{ dbt.safe_cast('effective_labels.label', type_double()) }} as label_value
+from predictions
+left join effective_labels
+    on effective_labels.model_name = predictions.model_name
+    and effective_labels.prediction_id = predictions.prediction_id

@@ -1,0 +1,111 @@
+{{
+    config(
+        materialized='incremental',
+        incremental_strategy='append',
+        pre_hook="{{ replace_range('window_end', first_window_end(), run_date()) }}",
+    )
+}}
+
+{#- Drift per model, trailing window, window end, feature ('__score__' for the score) and
+    method, as computed by mlwatch from histograms built in DuckDB
+    (include/mlwatch/drift/), with whether it came with a measured effect. A drifted
+    feature has impact when it moves the score (moves_score: its new distribution shifts
+    the mean score, given the reference's score per bin) and the model's performance
+    (its SLO metric, all versions) is worse than the reference with an interval that
+    excludes it in the same window, or, while there are too few labels to tell, on the
+    score alone. A drifted score has impact with the same performance evidence. Drift
+    without impact is a digest item, not a page. -#}
+{%- set slo_rows = [] -%}
+{%- for name, m in var('models').items() -%}{%- do slo_rows.append((name, m.slos)) -%}{%- endfor %}
+
+with statistics as (
+    select * from {{ source('ops', 'drift_statistics') }}
+    where window_end between {{ first_window_end() }} and {{ run_date() }}
+),
+
+slo_metrics as (
+{%- for name, s in slo_rows %}
+    select
+        cast({{ sql_literal(name) }} as {{ dbt.type_string() }}) as model_name,
+        cast({{ sql_literal(s.performance_metric) }} as {{ dbt.type_string() }}) as metric,
+        {{ sql_literal(s.performance_higher_is_better) }} as higher_is_better,
+        {{ s.performance_min_labeled }} as min_labeled
+    {% if not loop.last %}union all{% endif %}
+{%- else %}
+    select cast(null as {{ dbt.type_string() }}) as model_name, cast(null as {{ dbt.type_string() }}) as metric,
+        true as higher_is_better, 0 as min_labeled
+    where 1 = 0
+{%- endfor %}
+),
+
+performance_moves as (
+    select
+        performance.model_name,
+        performance.window_days,
+        performance.window_end,
+        case
+            when performance.value is null or performance.reference_value is null
+                or performance.n_labeled < slo_metrics.min_labeled then null
+            when slo_metrics.higher_is_better then performance.ci_high < performance.reference_value
+            else performance.ci_low > performance.reference_value
+        end as performance_moved
+    from {{ ref('performance') }} as performance
+    inner join slo_metrics
+        on slo_metrics.model_name = performance.model_name and slo_metrics.metric = performance.metric
+    where performance.model_version = '__all__' and performance.segment = '__all__'
+        and performance.window_end between {{ first_window_end() }} and {{ run_date() }}
+),
+
+score_moves as (
+    select model_name, window_days, window_end, {{ dbt.bool_or('coalesce(is_drifted, false)') }} as score_moved
+    from statistics
+    where feature = '__score__'
+    group by model_name, window_days, window_end
+),
+
+joined as (
+    select
+        statistics.*,
+        performance_moves.performance_moved,
+        coalesce(score_moves.score_moved, false) as score_moved,
+        case
+            when not coalesce(statistics.is_drifted, false) then 'none'
+            when statistics.feature <> '__score__' and not coalesce(statistics.moves_score, false) then 'none'
+            when performance_moves.performance_moved then 'performance'
+            when performance_moves.performance_moved is null then 'score'
+            else 'none'
+        end as impact
+    from statistics
+    left join performance_moves
+        on performance_moves.model_name = statistics.model_name
+        and performance_moves.window_days = statistics.window_days
+        and performance_moves.window_end = statistics.window_end
+    left join score_moves
+        on score_moves.model_name = statistics.model_name
+        and score_moves.window_days = statistics.window_days
+        and score_moves.window_end = statistics.window_end
+)
+
+select
+    model_name,
+    window_days,
+    window_end,
+    feature,
+    feature_type,
+    method,
+    statistic,
+    p_value,
+    p_value_adjusted,
+    effect_size,
+    threshold,
+    is_drifted,
+    n_current,
+    n_reference,
+    outside_reference_share,
+    score_impact,
+    moves_score,
+    performance_moved,
+    score_moved,
+    impact,
+    impact <> 'none' as has_impact
+from joined

@@ -1,0 +1,81 @@
+"""Read-only ad-hoc SQL over the warehouse (`mlwatch sql`).
+
+The file is opened read-only, and statements other than queries are refused before
+they reach DuckDB, so a typo cannot change the warehouse and COPY/ATTACH cannot write
+elsewhere either.
+"""
+
+from __future__ import annotations
+
+import csv
+import datetime as dt
+import decimal
+import io
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+import duckdb
+
+from mlwatch.errors import UsageError
+from mlwatch.warehouse import connect_reader
+
+ALLOWED = {duckdb.StatementType.SELECT, duckdb.StatementType.EXPLAIN}
+
+
+@dataclass
+class QueryResult:
+    columns: list[str]
+    rows: list[tuple]
+
+
+def check_read_only(sql: str) -> list[str]:
+    try:
+        statements = duckdb.extract_statements(sql)
+    except duckdb.Error as exc:
+        raise UsageError(f"cannot parse the query: {str(exc).splitlines()[0]}") from None
+    if not statements:
+        raise UsageError("no SQL statement given")
+    for statement in statements:
+        if statement.type not in ALLOWED:
+            kind = statement.type.name.replace("_", " ")
+            raise UsageError(
+                f"refused: `mlwatch sql` is read-only and this is a {kind} statement "
+                f"({statement.query.strip()[:60]}); only queries (SELECT, WITH, FROM, DESCRIBE, SHOW, EXPLAIN) run here"
+            )
+    return [s.query for s in statements]
+
+
+def run_query(warehouse: Path, sql: str) -> list[QueryResult]:
+    statements = check_read_only(sql)
+    results = []
+    with connect_reader(warehouse) as con:
+        for statement in statements:
+            try:
+                cursor = con.execute(statement)
+            except duckdb.Error as exc:
+                raise UsageError(f"query failed: {str(exc).strip()}") from None
+            columns = [d[0] for d in cursor.description] if cursor.description else []
+            results.append(QueryResult(columns=columns, rows=cursor.fetchall() if columns else []))
+    return results
+
+
+def _plain(value):
+    if isinstance(value, (dt.date, dt.datetime)):
+        return value.isoformat()
+    if isinstance(value, decimal.Decimal):
+        return float(value)
+    return value
+
+
+def to_csv(result: QueryResult) -> str:
+    out = io.StringIO()
+    writer = csv.writer(out, lineterminator="\n")
+    writer.writerow(result.columns)
+    writer.writerows([[_plain(v) for v in row] for row in result.rows])
+    return out.getvalue()
+
+
+def to_json(result: QueryResult) -> str:
+    return json.dumps([{c: _plain(v) for c, v in zip(result.columns, row)} for row in result.rows],
+                      indent=1, default=str)

@@ -1,0 +1,249 @@
+"""The outbox: every message is written to ops.outbox before anyone is told.
+
+enqueue() decides, for one night, what to say:
+  - a message for each new alert, up to the channel's daily budget (slack.alerts_per_day),
+    most severe first; the rest go to the digest;
+  - an edit of the original message for an alert that still holds (not a new post);
+  - an edit and a thread reply when an alert resolves;
+  - one digest per channel: drift without impact, and the alerts over budget.
+deliver() then sends what is pending, oldest first. A message is queued once (its
+message_id is its key), sent once, and its Slack timestamp recorded; a run that cannot
+reach Slack leaves it pending for the next run. With no Slack configured, messages are
+kept locally: marked 'local' and appended to <reports>/outbox.jsonl, and the console
+says so.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import logging
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import duckdb
+
+from mlwatch.alerts import messages, slack
+from mlwatch.config import Config
+
+log = logging.getLogger(__name__)
+
+OUTBOX_DDL = """
+CREATE TABLE IF NOT EXISTS ops.outbox (
+    message_id VARCHAR PRIMARY KEY,
+    run_date DATE NOT NULL,
+    channel VARCHAR NOT NULL,
+    alert_id VARCHAR,
+    kind VARCHAR NOT NULL,
+    message VARCHAR NOT NULL,      -- the platform-neutral message (JSON)
+    payload VARCHAR NOT NULL,      -- what is posted to Slack (JSON)
+    status VARCHAR NOT NULL,       -- pending | sent | local
+    attempts INTEGER NOT NULL DEFAULT 0,
+    last_error VARCHAR,
+    delivered_at TIMESTAMP,
+    slack_ts VARCHAR,
+    target VARCHAR,                -- for edits: the message_id of the message edited
+    alert_ids VARCHAR[]            -- for a digest: the alerts it tells about
+)
+"""
+# chat.postMessage allows about one message per second per channel.
+SECONDS_BETWEEN_POSTS = 1.0
+SEVERITY_ORDER = {"critical": 0, "warning": 1, "info": 2}
+ACTION_ORDER = {"alert_opened": 0, "digest": 1, "alert_update": 2, "alert_resolved": 3, "report": 4}
+
+
+@dataclass
+class DeliveryResult:
+    queued: int = 0
+    sent: list[str] = field(default_factory=list)
+    kept_local: list[str] = field(default_factory=list)
+    failed: list[tuple[str, str]] = field(default_factory=list)
+    waiting: list[str] = field(default_factory=list)
+    target: str = "outbox"
+
+
+def ensure_tables(con: duckdb.DuckDBPyConnection) -> None:
+    con.execute(OUTBOX_DDL)
+    for column, kind in (("target", "VARCHAR"), ("alert_ids", "VARCHAR[]")):
+        con.execute(f"ALTER TABLE ops.outbox ADD COLUMN IF NOT EXISTS {column} {kind}")
+
+
+def _rows(cursor: duckdb.DuckDBPyConnection) -> list[dict[str, Any]]:
+    columns = [d[0] for d in cursor.description]
+    return [dict(zip(columns, row)) for row in cursor.fetchall()]
+
+
+def _queue(con: duckdb.DuckDBPyConnection, message: messages.Message, *, target: str | None = None,
+           alert_ids: list[str] | None = None) -> bool:
+    exists = con.execute("SELECT 1 FROM ops.outbox WHERE message_id = ?", [message.message_id]).fetchone()
+    if exists:
+        return False
+    con.execute(
+        "INSERT INTO ops.outbox (message_id, run_date, channel, alert_id, kind, message, payload, status, target, "
+        "alert_ids) VALUES (?, ?, ?, ?, ?, ?, ?, 'pending', ?, ?)",
+        [message.message_id, message.run_date, message.channel, message.alert_id, message.kind, message.to_json(),
+         json.dumps(messages.render_slack(message), sort_keys=True), target, alert_ids],
+    )
+    return True
+
+
+def enqueue(con: duckdb.DuckDBPyConnection, config: Config, run_date: dt.date) -> int:
+    """Queue what the night has to say; returns the number of messages queued."""
+    ensure_tables(con)
+    queued = 0
+    fresh = _rows(con.execute(
+        "SELECT * FROM marts.alerts WHERE status = 'open' AND first_seen = ? AND delivery IS NULL", [run_date]))
+    fresh.sort(key=lambda a: (SEVERITY_ORDER.get(a["severity"], 9), a["kind"], a["alert_id"]))
+    overflow: dict[str, list[dict]] = {}
+    for alert in fresh:
+        channel = messages.alert_opened(alert, config).channel
+        used = con.execute(
+            "SELECT count(*) FROM ops.outbox WHERE channel = ? AND run_date = ? AND kind = 'alert_opened'",
+            [channel, run_date]).fetchone()[0]
+        if used < config.slack.alerts_per_day:
+            previous = messages.previous_version(con, alert["model_name"], alert.get("model_version"))
+            queued += _queue(con, messages.alert_opened(alert, config, previous=previous))
+            con.execute("UPDATE marts.alerts SET delivery = 'message' WHERE alert_id = ?", [alert["alert_id"]])
+        else:
+            con.execute("UPDATE marts.alerts SET delivery = 'digest' WHERE alert_id = ?", [alert["alert_id"]])
+
+    for alert in _rows(con.execute(
+            "SELECT * FROM marts.alerts WHERE status = 'open' AND delivery = 'message' AND first_seen < ? "
+            "AND last_seen = ?", [run_date, run_date])):
+        update = messages.alert_update(alert, config)
+        queued += _queue(con, update, target=f"{alert['alert_id']}:opened")
+    for alert in _rows(con.execute(
+            "SELECT * FROM marts.alerts WHERE status = 'resolved' AND resolved_on = ? AND delivery = 'message'",
+            [run_date])):
+        queued += _queue(con, messages.alert_resolved(alert, config), target=f"{alert['alert_id']}:opened")
+
+    for alert in _rows(con.execute(
+            "SELECT * FROM marts.alerts WHERE delivery = 'digest' AND first_seen = ? ORDER BY severity, alert_id",
+            [run_date])):
+        overflow.setdefault(messages.alert_opened(alert, config).channel, []).append(alert)
+    drift_items: dict[str, list[dict]] = {}
+    for alert in _rows(con.execute(
+            "SELECT * FROM marts.alerts WHERE status = 'digest' AND last_seen = ? ORDER BY model_name, alert_id",
+            [run_date])):
+        drift_items.setdefault(messages.alert_opened(alert, config).channel, []).append(alert)
+    for channel in sorted(set(overflow) | set(drift_items)):
+        items, extra = drift_items.get(channel, []), overflow.get(channel, [])
+        message = messages.digest(channel, run_date, items, extra, config.slack.alerts_per_day)
+        queued += _queue(con, message, alert_ids=[a["alert_id"] for a in [*extra, *items]])
+    return queued
+
+
+def enqueue_report(con: duckdb.DuckDBPyConnection, config: Config, run_date: dt.date, summary: dict,
+                   link: str) -> int:
+    """Queue the report's summary for the default channel (once per night: a rerun sends nothing)."""
+    ensure_tables(con)
+    return int(_queue(con, messages.report_summary(config.slack.default_channel, run_date, summary, link)))
+
+
+def deliver(con: duckdb.DuckDBPyConnection, config: Config) -> DeliveryResult:
+    """Send every pending message, oldest first; record what happened to each."""
+    ensure_tables(con)
+    result = DeliveryResult()
+    pending = _rows(con.execute("SELECT * FROM ops.outbox WHERE status = 'pending'"))
+    pending.sort(key=lambda r: (r["run_date"], ACTION_ORDER.get(r["kind"], 9), r["message_id"]))
+    result.queued = len(pending)
+    if not pending:
+        return result
+    target = slack.resolve(config)
+    if target is None:
+        _keep_local(con, config, pending, result)
+        return result
+    result.target = f"Slack ({target.source})"
+    web = slack.client(target)
+    last_post: dict[str, float] = {}
+    for row in pending:
+        original = None
+        if row["target"]:
+            original = con.execute("SELECT status, slack_ts FROM ops.outbox WHERE message_id = ?",
+                                   [row["target"]]).fetchone()
+            if original is None or original[0] == "pending":
+                result.waiting.append(row["message_id"])   # edits wait for the message they edit
+                continue
+            if original[0] == "local":
+                _keep_local(con, config, [row], result)
+                continue
+        wait = SECONDS_BETWEEN_POSTS - (time.monotonic() - last_post.get(row["channel"], -1e9))
+        if wait > 0:
+            time.sleep(wait)
+        try:
+            ts = _send(web, row, original[1] if original else None)
+        except Exception as exc:  # Slack down or refusing: keep it pending for the next run
+            error = _describe(exc)
+            con.execute("UPDATE ops.outbox SET attempts = attempts + 1, last_error = ? WHERE message_id = ?",
+                        [error, row["message_id"]])
+            result.failed.append((row["message_id"], error))
+            log.error("Slack delivery of %s to %s failed: %s; it stays in the outbox", row["message_id"],
+                      row["channel"], error)
+            continue
+        last_post[row["channel"]] = time.monotonic()
+        _mark_delivered(con, row, "sent", ts)
+        result.sent.append(row["message_id"])
+    return result
+
+
+def _send(web, row: dict, original_ts: str | None) -> str | None:
+    payload = json.loads(row["payload"])
+    metadata = {"event_type": "mlwatch_message", "event_payload": {"message_id": row["message_id"]}}
+    if row["kind"] in ("alert_update", "alert_resolved"):
+        web.chat_update(channel=row["channel"], ts=original_ts, **payload)
+        if row["kind"] == "alert_resolved":
+            reply = messages.render_thread_reply(messages.Message(**_message_fields(row["message"])))
+            web.chat_postMessage(channel=row["channel"], thread_ts=original_ts, **reply)
+        return original_ts
+    response = web.chat_postMessage(channel=row["channel"], unfurl_links=False, unfurl_media=False,
+                                    metadata=metadata, **payload)
+    return response.get("ts")
+
+
+def _message_fields(text: str) -> dict:
+    data = json.loads(text)
+    data["run_date"] = dt.date.fromisoformat(data["run_date"])
+    data["facts"] = [tuple(f) for f in data["facts"]]
+    data["items"] = [tuple(i) for i in data["items"]]
+    return data
+
+
+def _keep_local(con: duckdb.DuckDBPyConnection, config: Config, pending: list[dict], result: DeliveryResult) -> None:
+    path = Path(config.reports) / "outbox.jsonl"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "a") as out:
+        for row in pending:
+            out.write(json.dumps({"message_id": row["message_id"], "channel": row["channel"], "kind": row["kind"],
+                                  "run_date": row["run_date"].isoformat(), **json.loads(row["payload"])},
+                                 sort_keys=True) + "\n")
+    for row in pending:
+        _mark_delivered(con, row, "local", None)
+        result.kept_local.append(row["message_id"])
+    log.warning("Slack is not configured (no %s, no Airflow connection %r): %d message(s) written to %s",
+                slack.TOKEN_ENV, config.slack.connection_id, len(pending), path)
+
+
+def _mark_delivered(con: duckdb.DuckDBPyConnection, row: dict, status: str, ts: str | None) -> None:
+    con.execute(
+        "UPDATE ops.outbox SET status = ?, attempts = attempts + 1, last_error = NULL, "
+        "delivered_at = now()::TIMESTAMP, slack_ts = ? WHERE message_id = ?",
+        [status, ts, row["message_id"]],
+    )
+    alert_ids = [row["alert_id"]] if row["kind"] == "alert_opened" else \
+        list(row.get("alert_ids") or []) if row["kind"] == "digest" else []
+    for alert_id in alert_ids:
+        con.execute(
+            "UPDATE marts.alerts SET notified_at = (SELECT delivered_at FROM ops.outbox WHERE message_id = ?), "
+            "slack_channel = ?, slack_ts = ? WHERE alert_id = ? AND notified_at IS NULL",
+            [row["message_id"], row["channel"], ts, alert_id],
+        )
+
+
+def _describe(exc: Exception) -> str:
+    response = getattr(exc, "response", None)
+    if response is not None and getattr(response, "status_code", None):
+        error = response.get("error") if hasattr(response, "get") else None
+        return f"HTTP {response.status_code}" + (f" ({error})" if error else "")
+    return f"{type(exc).__name__}: {str(exc)[:200]}"

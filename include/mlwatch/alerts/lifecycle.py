@@ -1,0 +1,147 @@
+"""marts.alerts: one row per alert, kept across nights.
+
+A condition that holds again the next night updates its alert (last_seen) instead of
+opening a new one; an open alert whose condition no longer holds is resolved. Kinds
+that a model routes to the 'digest' playbook are recorded with status 'digest' and
+never page. A condition another alert explains (rules.correlate) keeps its alert open
+if it has one, and opens none. A rerun of the night gives the same table; a rerun of an older night,
+after later nights have run, leaves the lifecycle alone.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import logging
+from dataclasses import dataclass, field
+
+import duckdb
+
+from mlwatch.alerts.candidate import Candidate, alert_id
+from mlwatch.config import PLAYBOOK_DIGEST, Config
+
+log = logging.getLogger(__name__)
+
+ALERTS_DDL = """
+CREATE TABLE IF NOT EXISTS marts.alerts (
+    alert_id VARCHAR PRIMARY KEY,
+    dedupe_key VARCHAR NOT NULL,
+    model_name VARCHAR NOT NULL,
+    model_version VARCHAR,
+    kind VARCHAR NOT NULL,
+    severity VARCHAR NOT NULL,
+    playbook VARCHAR,
+    title VARCHAR NOT NULL,
+    metric VARCHAR,
+    segment VARCHAR,
+    segment_value VARCHAR,
+    window_days INTEGER,
+    value DOUBLE,
+    reference_value DOUBLE,
+    ci_low DOUBLE,
+    ci_high DOUBLE,
+    since DATE,
+    first_seen DATE NOT NULL,
+    last_seen DATE NOT NULL,
+    resolved_on DATE,
+    status VARCHAR NOT NULL,
+    evidence VARCHAR,
+    notified_at TIMESTAMP,
+    slack_channel VARCHAR,
+    slack_ts VARCHAR,
+    delivery VARCHAR
+)
+"""
+
+
+@dataclass
+class LifecycleResult:
+    run_date: dt.date
+    opened: list[str] = field(default_factory=list)
+    updated: list[str] = field(default_factory=list)
+    resolved: list[str] = field(default_factory=list)
+    suppressed: list[str] = field(default_factory=list)
+    skipped: bool = False
+
+
+def ensure_tables(con: duckdb.DuckDBPyConnection) -> None:
+    con.execute("CREATE SCHEMA IF NOT EXISTS marts")
+    con.execute(ALERTS_DDL)
+    con.execute("ALTER TABLE marts.alerts ADD COLUMN IF NOT EXISTS delivery VARCHAR")
+    con.execute("CREATE TABLE IF NOT EXISTS ops.alert_nights (run_date DATE PRIMARY KEY)")
+
+
+def responsible_models(config: Config, model_name: str, evidence: dict) -> list[str]:
+    """The configured models an alert is about (a pipeline alert names them in its evidence)."""
+    if model_name in config.models:
+        return [model_name]
+    return [m for m in evidence.get("models", []) if m in config.models]
+
+
+def playbook_for(config: Config, candidate: Candidate) -> str | None:
+    for name in responsible_models(config, candidate.model_name, candidate.evidence):
+        playbook = config.models[name].playbooks.get(candidate.kind)
+        if playbook:
+            return playbook
+    return None
+
+
+def apply(con: duckdb.DuckDBPyConnection, config: Config, run_date: dt.date,
+          candidates: list[Candidate]) -> LifecycleResult:
+    ensure_tables(con)
+    result = LifecycleResult(run_date=run_date)
+    latest = con.execute("SELECT max(run_date) FROM ops.alert_nights").fetchone()[0]
+    if latest is not None and run_date < latest:
+        log.warning("alerts of %s not re-evaluated: night %s already moved the alert lifecycle on", run_date, latest)
+        result.skipped = True
+        return result
+
+    con.execute("BEGIN TRANSACTION")
+    try:
+        for candidate in candidates:
+            _upsert(con, config, candidate, result)
+        keys = [c.dedupe_key for c in candidates]  # suppressed ones too: the condition still holds
+        resolved = con.execute(
+            "UPDATE marts.alerts SET status = 'resolved', resolved_on = ? "
+            "WHERE status IN ('open', 'digest') AND first_seen <= ? AND NOT list_contains(?, dedupe_key) "
+            "RETURNING alert_id",
+            [run_date, run_date, keys],
+        ).fetchall()
+        result.resolved = sorted(r[0] for r in resolved)
+        con.execute("INSERT OR IGNORE INTO ops.alert_nights VALUES (?)", [run_date])
+        con.execute("COMMIT")
+    except Exception:
+        con.execute("ROLLBACK")
+        raise
+    return result
+
+
+def _upsert(con: duckdb.DuckDBPyConnection, config: Config, c: Candidate, result: LifecycleResult) -> None:
+    playbook = playbook_for(config, c)
+    status = "digest" if playbook == PLAYBOOK_DIGEST else "open"
+    values = [c.severity, c.title, c.model_version, c.metric, c.segment, c.segment_value, c.window_days,
+              c.value, c.reference_value, c.ci_low, c.ci_high, c.since, json.dumps(c.evidence, sort_keys=True)]
+    existing = con.execute(
+        "SELECT alert_id FROM marts.alerts WHERE dedupe_key = ? AND status IN ('open', 'digest')",
+        [c.dedupe_key],
+    ).fetchone()
+    if c.suppressed_by and not existing:
+        result.suppressed.append(c.dedupe_key)
+        return
+    if existing:
+        con.execute(
+            "UPDATE marts.alerts SET severity = ?, title = ?, model_version = ?, metric = ?, segment = ?, "
+            "segment_value = ?, window_days = ?, value = ?, reference_value = ?, ci_low = ?, ci_high = ?, "
+            "since = ?, evidence = ?, last_seen = greatest(last_seen, ?) WHERE alert_id = ?",
+            [*values, c.run_date, existing[0]],
+        )
+        result.updated.append(existing[0])
+        return
+    new_id = alert_id(c.dedupe_key, c.run_date)
+    con.execute(
+        "INSERT INTO marts.alerts (alert_id, dedupe_key, model_name, kind, playbook, status, first_seen, last_seen, "
+        "severity, title, model_version, metric, segment, segment_value, window_days, value, reference_value, "
+        "ci_low, ci_high, since, evidence) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        [new_id, c.dedupe_key, c.model_name, c.kind, playbook, status, c.run_date, c.run_date, *values],
+    )
+    result.opened.append(new_id)

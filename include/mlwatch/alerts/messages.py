@@ -1,0 +1,265 @@
+"""Messages as data, rendered for Slack (Block Kit) by one formatter.
+
+The message model says what an on-call engineer needs and nothing about Slack: what
+broke, where (model, version, segment), how badly (value, interval, reference), since
+when, the playbook and the exact command to run, and who owns it. Four shapes:
+
+  alert_opened    a new alert, posted to the owner's channel
+  alert_update    the same alert the next nights: the original message is edited
+  alert_resolved  the condition cleared: the message is edited and a thread reply sent
+  digest          one a day per channel: drift without impact, and alerts over budget
+
+Golden files in tests/golden pin every rendered shape.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+from mlwatch.config import Config
+from mlwatch.warehouse import table_exists
+
+SEVERITY_MARK = {"critical": ":red_circle:", "warning": ":large_orange_circle:", "info": ":large_blue_circle:"}
+
+
+@dataclass(frozen=True)
+class Message:
+    message_id: str               # unique per thing said; the outbox's key
+    channel: str
+    run_date: dt.date
+    kind: str                     # alert_opened | alert_update | alert_resolved | digest | report
+    headline: str
+    severity: str = "info"
+    alert_id: str | None = None
+    status: str | None = None     # a line under the headline: still open since ..., resolved on ...
+    facts: list[tuple[str, str]] = field(default_factory=list)
+    playbook_title: str | None = None
+    steps: list[str] = field(default_factory=list)
+    command: str | None = None
+    owner: str | None = None
+    items: list[tuple[str, str]] = field(default_factory=list)   # digest lines: (title, detail)
+    link: str | None = None       # the daily report
+
+    def to_json(self) -> str:
+        data = asdict(self)
+        data["run_date"] = self.run_date.isoformat()
+        return json.dumps(data, sort_keys=True)
+
+
+def previous_version(con, model_name: str, version: str | None) -> str | None:
+    """The version that served before `version` (by first prediction), for rollback commands."""
+    if not version or version == "__all__" or not table_exists(con, "raw", "predictions"):
+        return None
+    row = con.execute(
+        "WITH firsts AS (SELECT model_version, min(predicted_at) AS first_at FROM raw.predictions "
+        "WHERE model_name = ? GROUP BY model_version) "
+        "SELECT model_version FROM firsts WHERE first_at < (SELECT first_at FROM firsts WHERE model_version = ?) "
+        "ORDER BY first_at DESC LIMIT 1",
+        [model_name, version],
+    ).fetchone()
+    return row[0] if row else None
+
+
+def _date(value: Any) -> str:
+    return value.isoformat() if hasattr(value, "isoformat") else str(value)
+
+
+def _owner(config: Config, alert: dict[str, Any]) -> str | None:
+    model = config.models.get(alert["model_name"])
+    return model.owner if model else None
+
+
+def _channel(config: Config, alert: dict[str, Any]) -> str:
+    if alert["model_name"] in config.models:
+        return config.channel_for(alert["model_name"])
+    return config.slack.default_channel
+
+
+def _facts(alert: dict[str, Any]) -> list[tuple[str, str]]:
+    evidence = json.loads(alert.get("evidence") or "{}")
+    if evidence.get("facts"):  # the rule said it in its own words
+        facts = [(label, value) for label, value in evidence["facts"]]
+    else:
+        facts = _metric_facts(alert, evidence)
+    facts.append(("Since", _date(alert.get("since") or alert["first_seen"])))
+    return facts
+
+
+def _metric_facts(alert: dict[str, Any], evidence: dict[str, Any]) -> list[tuple[str, str]]:
+    """Facts from an alert's metric columns, for rules that give none of their own."""
+    facts = [("Model", alert["model_name"])]
+    if alert.get("model_version") and alert["model_version"] != "__all__":
+        facts.append(("Version", alert["model_version"]))
+    if alert.get("segment") and alert["segment"] != "__all__":
+        facts.append(("Segment", f"{alert['segment']} = {alert['segment_value']}"))
+    if alert.get("metric") and alert.get("value") is not None:
+        interval = ""
+        if alert.get("ci_low") is not None and alert.get("ci_high") is not None:
+            interval = f", 95% CI [{alert['ci_low']:.4f}, {alert['ci_high']:.4f}]"
+        reference = f" vs reference {alert['reference_value']:.4f}" if alert.get("reference_value") is not None else ""
+        window = f" ({alert['window_days']}-day window)" if alert.get("window_days") else ""
+        facts.append(("How bad", f"{alert['metric']} {alert['value']:.4f}{interval}{reference}{window}"))
+    if "relative_degradation" in evidence and "tolerance" in evidence:
+        facts.append(("Change", f"{evidence['relative_degradation']:.1%} worse (tolerance {evidence['tolerance']:.1%})"))
+    if "n_labeled" in evidence:
+        coverage = evidence.get("label_coverage")
+        shown = f", label coverage {coverage:.1%}" if coverage is not None else ""
+        facts.append(("Evidence", f"{evidence['n_labeled']:,} labeled predictions{shown}"))
+    return facts
+
+
+def _playbook(config: Config, alert: dict[str, Any], previous: str | None) -> tuple[str | None, list[str], str | None]:
+    evidence = json.loads(alert.get("evidence") or "{}")
+    playbook = config.playbooks.get(alert.get("playbook") or "")
+    command = evidence.get("command")
+    if playbook and playbook.command:
+        previous = previous or evidence.get("previous_version") or "<previous version>"
+        command = playbook.command.format(model=alert["model_name"], previous_version=previous,
+                                          alert_id=alert["alert_id"], version=alert.get("model_version") or "")
+    return (playbook.title if playbook else None), (list(playbook.steps) if playbook else []), command
+
+
+def alert_opened(alert: dict[str, Any], config: Config, *, previous: str | None = None) -> Message:
+    title, steps, command = _playbook(config, alert, previous)
+    return Message(
+        message_id=f"{alert['alert_id']}:opened", channel=_channel(config, alert), run_date=alert["first_seen"],
+        kind="alert_opened", headline=alert["title"], severity=alert["severity"], alert_id=alert["alert_id"],
+        facts=_facts(alert), playbook_title=title, steps=steps, command=command, owner=_owner(config, alert),
+    )
+
+
+def alert_update(alert: dict[str, Any], config: Config, *, previous: str | None = None) -> Message:
+    title, steps, command = _playbook(config, alert, previous)
+    nights = (alert["last_seen"] - alert["first_seen"]).days + 1
+    return Message(
+        message_id=f"{alert['alert_id']}:update:{_date(alert['last_seen'])}", channel=_channel(config, alert),
+        run_date=alert["last_seen"], kind="alert_update", headline=alert["title"], severity=alert["severity"],
+        alert_id=alert["alert_id"],
+        status=f"Still open on {_date(alert['last_seen'])} ({nights} nights; first raised {_date(alert['first_seen'])})",
+        facts=_facts(alert), playbook_title=title, steps=steps, command=command, owner=_owner(config, alert),
+    )
+
+
+def alert_resolved(alert: dict[str, Any], config: Config) -> Message:
+    return Message(
+        message_id=f"{alert['alert_id']}:resolved", channel=_channel(config, alert), run_date=alert["resolved_on"],
+        kind="alert_resolved", headline=alert["title"], severity="info", alert_id=alert["alert_id"],
+        status=(f"Resolved on {_date(alert['resolved_on'])}: the condition no longer holds "
+                f"(last seen {_date(alert['last_seen'])})"),
+        facts=_facts(alert), owner=_owner(config, alert),
+    )
+
+
+def digest(channel: str, run_date: dt.date, drift_items: list[dict], overflow: list[dict],
+           budget: int) -> Message:
+    items = [(a["title"], _digest_detail(a)) for a in overflow] + [(a["title"], _digest_detail(a)) for a in drift_items]
+    parts = []
+    if overflow:
+        parts.append(f"{len(overflow)} alert(s) over today's budget of {budget}")
+    if drift_items:
+        parts.append(f"{len(drift_items)} drift item(s) without measured impact")
+    return Message(
+        message_id=f"digest:{channel}:{run_date.isoformat()}", channel=channel, run_date=run_date, kind="digest",
+        headline=f"mlwatch daily digest for {run_date.isoformat()}", severity="info",
+        status="; ".join(parts), items=items,
+    )
+
+
+def _digest_detail(alert: dict[str, Any]) -> str:
+    facts = dict(_facts(alert))
+    detail = facts.get("How bad") or facts.get("Drift") or ""
+    impact = facts.get("Impact")
+    return "; ".join(x for x in (detail, impact, f"`{alert['alert_id']}`") if x)
+
+
+def report_summary(channel: str, run_date: dt.date, summary: dict, link: str) -> Message:
+    """The morning's one-line view of the night, with a link to the daily report."""
+    judged, missed = summary["slos_judged"], summary["slos_missed"]
+    facts = [("SLOs met", f"{judged - len(missed)} of {judged}"),
+             ("Open alerts", f"{summary['open_alerts']} ({summary['critical_alerts']} critical)"),
+             ("Digest items", str(summary["digest_items"]))]
+    if summary.get("constraint"):
+        facts.append(("Pipeline constraint", summary["constraint"]))
+    if missed:
+        facts.append(("SLOs missed", ", ".join(missed)[:1900]))
+    return Message(
+        message_id=f"report:{channel}:{run_date.isoformat()}", channel=channel, run_date=run_date, kind="report",
+        headline=f"mlwatch daily report for {run_date.isoformat()}",
+        severity="warning" if missed or summary["open_alerts"] else "info",
+        status="All SLOs met, nothing open." if not missed and not summary["open_alerts"] else None,
+        facts=facts, link=link,
+    )
+
+
+def render_slack(message: Message) -> dict[str, Any]:
+    """chat.postMessage / chat.update arguments (without channel and ts): fallback text and blocks."""
+    if message.kind == "digest":
+        return _render_digest(message)
+    if message.kind == "report":
+        return _render_report(message)
+    resolved = message.kind == "alert_resolved"
+    mark = ":white_check_mark:" if resolved else SEVERITY_MARK.get(message.severity, "")
+    label = "RESOLVED" if resolved else message.severity.upper()
+    headline = message.headline if not resolved else f"Resolved: {message.headline}"
+    blocks: list[dict[str, Any]] = [
+        {"type": "header", "text": {"type": "plain_text", "text": headline[:150], "emoji": True}},
+        {"type": "section", "text": {"type": "mrkdwn", "text": f"{mark} *{label}* · `{message.alert_id}`"
+                                     + (f"\n{message.status}" if message.status else "")}},
+    ]
+    if message.facts:
+        blocks.append({"type": "section", "fields": [
+            {"type": "mrkdwn", "text": f"*{label_}*\n{value}"[:2000]} for label_, value in message.facts[:10]
+        ]})
+    if message.playbook_title and not resolved:
+        steps = "\n".join(f"{i}. {step}" for i, step in enumerate(message.steps, 1))
+        blocks.append({"type": "section", "text": {"type": "mrkdwn",
+                                                   "text": f"*Playbook: {message.playbook_title}*\n{steps}".rstrip()}})
+    if message.command and not resolved:
+        blocks.append({"type": "section", "text": {"type": "mrkdwn", "text": f"*Run*\n```{message.command}```"}})
+    blocks.append({"type": "context", "elements": [{"type": "mrkdwn", "text": _context(message)}]})
+    text = f"{label}: {headline}"
+    if message.owner and message.kind == "alert_opened":
+        text = f"{message.owner} {text}"
+    return {"text": text, "blocks": blocks}
+
+
+def render_thread_reply(message: Message) -> dict[str, Any]:
+    """The short reply under an alert's message when it resolves, so followers hear of it."""
+    return {"text": f":white_check_mark: {message.status}"}
+
+
+def _context(message: Message) -> str:
+    parts = [f"mlwatch · night of {message.run_date.isoformat()}"]
+    if message.owner:
+        parts.insert(0, f"Owner: {message.owner}")
+    return " · ".join(parts)
+
+
+def _render_digest(message: Message) -> dict[str, Any]:
+    blocks: list[dict[str, Any]] = [
+        {"type": "header", "text": {"type": "plain_text", "text": message.headline, "emoji": True}},
+        {"type": "section", "text": {"type": "mrkdwn", "text": message.status or "Nothing to report."}},
+    ]
+    for title, detail in message.items[:45]:
+        blocks.append({"type": "section", "text": {"type": "mrkdwn", "text": f"• *{title}*\n{detail}"[:3000]}})
+    if len(message.items) > 45:
+        blocks.append({"type": "context", "elements": [
+            {"type": "mrkdwn", "text": f"and {len(message.items) - 45} more: `mlwatch alerts`"}]})
+    blocks.append({"type": "context", "elements": [{"type": "mrkdwn", "text": _context(message)}]})
+    return {"text": f"{message.headline}: {message.status}", "blocks": blocks}
+
+
+def _render_report(message: Message) -> dict[str, Any]:
+    blocks: list[dict[str, Any]] = [
+        {"type": "header", "text": {"type": "plain_text", "text": message.headline, "emoji": True}},
+        {"type": "section", "fields": [{"type": "mrkdwn", "text": f"*{label}*\n{value}"} for label, value in message.facts]},
+    ]
+    if message.status:
+        blocks.insert(1, {"type": "section", "text": {"type": "mrkdwn", "text": message.status}})
+    blocks.append({"type": "section", "text": {"type": "mrkdwn", "text": f"<{message.link}|Open the daily report>"}})
+    blocks.append({"type": "context", "elements": [{"type": "mrkdwn", "text": _context(message)}]})
+    facts = ", ".join(f"{label}: {value}" for label, value in message.facts[:3])
+    return {"text": f"{message.headline}: {facts}. {message.link}", "blocks": blocks}

@@ -1,0 +1,466 @@
+"""Alert rules: each reads the marts of one night and returns what needs a decision.
+
+A rule fires only with the evidence it needs. Performance rules want enough labeled
+rows, a change beyond the configured tolerance and a confidence interval that excludes
+the reference; segment rules, in addition, control the false discovery rate across all
+of a model's segment tests of the night (Benjamini-Hochberg). SLO rules (coverage, cost,
+time to decision, data loss) read marts.slo_status; drift rules read marts.drift.
+
+correlate() then removes what another alert explains: while a critical feature is down,
+the model's performance and drift alerts are the coverage alert's consequences, and a
+time-to-decision breach on several models at once is one pipeline incident.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import replace
+from typing import Callable
+
+import duckdb
+from scipy import stats
+
+from mlwatch.alerts.candidate import Candidate
+from mlwatch.config import Config, ModelConfig
+from mlwatch.drift.methods import benjamini_hochberg
+from mlwatch.metric_catalog import metric as metric_info
+from mlwatch.metric_catalog import relative_degradation
+from mlwatch.warehouse import table_exists
+
+Rule = Callable[[duckdb.DuckDBPyConnection, Config, dt.date], list[Candidate]]
+HISTORY_DAYS = 120
+# A version whose first prediction is this recent counts as a release.
+RELEASE_DAYS = 14
+PIPELINE = "__pipeline__"
+
+
+def _rows(con: duckdb.DuckDBPyConnection, sql: str, params: list) -> list[dict]:
+    cursor = con.execute(sql, params)
+    columns = [d[0] for d in cursor.description]
+    return [dict(zip(columns, row)) for row in cursor.fetchall()]
+
+
+def _streak_start(rows: list[dict], breached: Callable[[dict], bool], key: str = "window_end") -> dt.date | None:
+    """First day of the unbroken run of breaching days that ends with rows[0] (rows newest first)."""
+    start = None
+    expected = rows[0][key] if rows else None
+    for row in rows:
+        if row[key] != expected or not breached(row):
+            break
+        start = row[key]
+        expected = start - dt.timedelta(days=1)
+    return start
+
+
+def _pct(x: float) -> str:
+    return f"{x:.1%}"
+
+
+# ------------------------------------------------------------------ performance
+
+
+def _degradation(model: ModelConfig, row: dict) -> float | None:
+    """The relative degradation if this marts.performance row breaches the SLO, else None."""
+    slo = model.slos.performance
+    value, reference = row["value"], row["reference_value"]
+    if value is None or reference is None or row["n_labeled"] < slo.min_labeled:
+        return None
+    degradation = relative_degradation(model.task, row["metric"], value, reference)
+    if degradation <= slo.max_relative_drop:
+        return None
+    higher = metric_info(model.task, row["metric"]).higher_is_better
+    excluded = (row["ci_high"] is not None and row["ci_high"] < reference) if higher \
+        else (row["ci_low"] is not None and row["ci_low"] > reference)
+    return degradation if excluded else None
+
+
+def _one_sided_p(model: ModelConfig, row: dict) -> float | None:
+    """P-value that the window is not worse than the reference, from its 95% interval."""
+    if row["value"] is None or row["reference_value"] is None or row["ci_low"] is None or row["ci_high"] is None:
+        return None
+    se = (row["ci_high"] - row["ci_low"]) / (2 * stats.norm.ppf(0.975))
+    if se <= 0:
+        return None
+    z = (row["reference_value"] - row["value"]) / se
+    if not metric_info(model.task, row["metric"]).higher_is_better:
+        z = -z
+    return float(stats.norm.sf(z))
+
+
+def _performance_rows(con, name: str, model: ModelConfig, run_date: dt.date, where: str, params: list) -> list[dict]:
+    return _rows(
+        con,
+        "SELECT model_version, segment, segment_value, window_end, metric, value, ci_low, ci_high, reference_value, "
+        "n_labeled, label_coverage FROM marts.performance WHERE model_name = ? AND metric = ? AND window_days = ? "
+        f"AND window_end BETWEEN ? AND ? AND {where} ORDER BY window_end DESC",
+        [name, model.performance_metric, model.alert_window_days, run_date - dt.timedelta(days=HISTORY_DAYS),
+         run_date, *params])
+
+
+def _performance_facts(model: ModelConfig, row: dict, degradation: float) -> list[tuple[str, str]]:
+    metric = row["metric"]
+    return [
+        ("How bad", f"{metric} {row['value']:.4f}, 95% CI [{row['ci_low']:.4f}, {row['ci_high']:.4f}] vs reference "
+                    f"{row['reference_value']:.4f} ({model.alert_window_days}-day window)"),
+        ("Change", f"{_pct(degradation)} worse (tolerance {_pct(model.slos.performance.max_relative_drop)})"),
+        ("Evidence", f"{int(row['n_labeled']):,} labeled predictions, label coverage {_pct(row['label_coverage'] or 0)}"),
+    ]
+
+
+def performance_drop(con: duckdb.DuckDBPyConnection, config: Config, run_date: dt.date) -> list[Candidate]:
+    """The model as a whole (all versions) is worse than its reference beyond tolerance."""
+    found = []
+    for name, model in sorted(config.models.items()):
+        rows = _performance_rows(con, name, model, run_date, "model_version = '__all__' AND segment = '__all__'", [])
+        if not rows or rows[0]["window_end"] != run_date:
+            continue
+        latest = rows[0]
+        degradation = _degradation(model, latest)
+        if degradation is None:
+            continue
+        tolerance = model.slos.performance.max_relative_drop
+        found.append(Candidate(
+            kind="performance_drop", model_name=name,
+            dedupe_key=f"performance_drop|{name}|{latest['metric']}|{model.alert_window_days}d",
+            severity="critical" if degradation >= 2 * tolerance else "warning",
+            title=(f"{name}: {latest['metric']} {latest['value']:.4f} is {_pct(degradation)} worse than its "
+                   f"reference {latest['reference_value']:.4f}"),
+            run_date=run_date, since=_streak_start(rows, lambda r: _degradation(model, r) is not None),
+            model_version="__all__", segment="__all__", segment_value="__all__", metric=latest["metric"],
+            window_days=model.alert_window_days, value=latest["value"], reference_value=latest["reference_value"],
+            ci_low=latest["ci_low"], ci_high=latest["ci_high"],
+            evidence={"facts": [("Model", name), *_performance_facts(model, latest, degradation)],
+                      "relative_degradation": round(degradation, 6), "n_labeled": int(latest["n_labeled"])},
+        ))
+    return found
+
+
+def _releases(con, name: str, run_date: dt.date) -> dict[str, tuple[dt.date, str | None]]:
+    """Versions first seen within RELEASE_DAYS of the night: first day and the version before."""
+    firsts = con.execute(
+        "SELECT model_version, min(CAST(predicted_at AS DATE)) AS first_day FROM raw.predictions "
+        "WHERE model_name = ? AND _partition_date <= ? GROUP BY 1 ORDER BY 2, 1", [name, run_date]).fetchall()
+    releases = {}
+    for i, (version, first_day) in enumerate(firsts):
+        if i > 0 and first_day >= run_date - dt.timedelta(days=RELEASE_DAYS):
+            releases[version] = (first_day, firsts[i - 1][0])
+    return releases
+
+
+def performance_drop_after_release(con: duckdb.DuckDBPyConnection, config: Config, run_date: dt.date) -> list[Candidate]:
+    """A version that started serving in the last RELEASE_DAYS is worse than the reference: roll back."""
+    found = []
+    for name, model in sorted(config.models.items()):
+        for version, (first_day, previous) in sorted(_releases(con, name, run_date).items()):
+            rows = _performance_rows(con, name, model, run_date, "model_version = ? AND segment = '__all__'", [version])
+            if not rows or rows[0]["window_end"] != run_date:
+                continue
+            degradation = _degradation(model, rows[0])
+            if degradation is None:
+                continue
+            latest = rows[0]
+            found.append(Candidate(
+                kind="performance_drop_after_release", model_name=name,
+                dedupe_key=f"performance_drop_after_release|{name}|{version}",
+                severity="critical",
+                title=(f"{name} {version} (serving since {first_day}): {latest['metric']} {latest['value']:.4f} is "
+                       f"{_pct(degradation)} worse than the reference {latest['reference_value']:.4f}"),
+                run_date=run_date, since=_streak_start(rows, lambda r: _degradation(model, r) is not None),
+                model_version=version, segment="__all__", segment_value="__all__", metric=latest["metric"],
+                window_days=model.alert_window_days, value=latest["value"],
+                reference_value=latest["reference_value"], ci_low=latest["ci_low"], ci_high=latest["ci_high"],
+                evidence={"facts": [("Model", name), ("Version", f"{version}, first served {first_day}, "
+                                                                 f"before it {previous}"),
+                                    *_performance_facts(model, latest, degradation)],
+                          "previous_version": previous, "relative_degradation": round(degradation, 6)},
+            ))
+    return found
+
+
+def segment_performance_drop(con: duckdb.DuckDBPyConnection, config: Config, run_date: dt.date) -> list[Candidate]:
+    """A segment of a serving version is worse than the segment's reference, after multiple-testing control."""
+    found = []
+    for name, model in sorted(config.models.items()):
+        if not model.segments:
+            continue
+        rows = _performance_rows(con, name, model, run_date,
+                                 "window_end = ? AND model_version <> '__all__' AND segment <> '__all__'", [run_date])
+        tests = [(row, p) for row in rows if (p := _one_sided_p(model, row)) is not None
+                 and row["n_labeled"] >= model.slos.performance.min_labeled]
+        adjusted = benjamini_hochberg([p for _, p in tests])
+        alpha = model.slos.performance.segment_p_value
+        breaches: dict[tuple[str, str], tuple[dict, float, float]] = {}
+        for (row, _), q in zip(tests, adjusted):
+            degradation = _degradation(model, row)
+            if degradation is None or q >= alpha:
+                continue
+            key = (row["segment"], row["segment_value"])
+            if key not in breaches or degradation > breaches[key][1]:
+                breaches[key] = (row, degradation, q)
+        releases = _releases(con, name, run_date)
+        for (segment, value), (row, degradation, q) in sorted(breaches.items()):
+            history = _performance_rows(con, name, model, run_date, "model_version = ? AND segment = ? AND "
+                                        "segment_value = ?", [row["model_version"], segment, value])
+            version = row["model_version"]
+            release = f", serving since {releases[version][0]} (before it {releases[version][1]})" \
+                if version in releases else ""
+            found.append(Candidate(
+                kind="segment_performance_drop", model_name=name,
+                dedupe_key=f"segment_performance_drop|{name}|{segment}={value}",
+                severity="critical" if degradation >= 2 * model.slos.performance.max_relative_drop else "warning",
+                title=(f"{name} {version}, {segment}={value}: {row['metric']} {row['value']:.4f} is "
+                       f"{_pct(degradation)} worse than the segment's reference {row['reference_value']:.4f}"),
+                run_date=run_date, since=_streak_start(history, lambda r: _degradation(model, r) is not None),
+                model_version=version, segment=segment, segment_value=value, metric=row["metric"],
+                window_days=model.alert_window_days, value=row["value"], reference_value=row["reference_value"],
+                ci_low=row["ci_low"], ci_high=row["ci_high"],
+                evidence={"facts": [("Model", name), ("Version", f"{version}{release}"),
+                                    ("Segment", f"{segment} = {value}"),
+                                    *_performance_facts(model, row, degradation),
+                                    ("Significance", f"p = {q:.2g} after Benjamini-Hochberg over {len(tests)} "
+                                                     "segment tests tonight")],
+                          "adjusted_p_value": q, "relative_degradation": round(degradation, 6),
+                          "previous_version": releases.get(version, (None, None))[1]},
+            ))
+    return found
+
+
+# ------------------------------------------------------------------ SLOs
+
+
+def _slo_history(con, model: str, slo: str, run_date: dt.date) -> list[dict]:
+    return _rows(con, "SELECT day, target, actual, met, detail FROM marts.slo_status WHERE model_name = ? AND slo = ? "
+                      "AND day BETWEEN ? AND ? ORDER BY day DESC",
+                 [model, slo, run_date - dt.timedelta(days=HISTORY_DAYS), run_date])
+
+
+def _breached_tonight(history: list[dict], run_date: dt.date) -> bool:
+    return bool(history) and history[0]["day"] == run_date and history[0]["met"] is False
+
+
+def coverage_drop(con: duckdb.DuckDBPyConnection, config: Config, run_date: dt.date) -> list[Candidate]:
+    """A critical feature's coverage (present, non-default, within contract) is under its SLO."""
+    found = []
+    for name, model in sorted(config.models.items()):
+        target = model.slos.min_feature_coverage
+        if target is None:
+            continue
+        rows = _rows(con, "SELECT feature, day, coverage, null_share, default_share, invalid_share, n FROM "
+                          "marts.feature_coverage WHERE model_name = ? AND is_critical AND day BETWEEN ? AND ? "
+                          "ORDER BY feature, day DESC", [name, run_date - dt.timedelta(days=HISTORY_DAYS), run_date])
+        for feature in sorted({r["feature"] for r in rows}):
+            history = [r for r in rows if r["feature"] == feature]
+            latest = history[0]
+            if latest["day"] != run_date or latest["coverage"] >= target:
+                continue
+            spec = model.features[feature]
+            causes = [f"{_pct(latest['null_share'])} missing", f"{_pct(latest['default_share'])} are the default "
+                      f"{spec.default!r}" if spec.default is not None else "", f"{_pct(latest['invalid_share'])} invalid"]
+            found.append(Candidate(
+                kind="coverage_drop", model_name=name, dedupe_key=f"coverage_drop|{name}|{feature}",
+                severity="critical" if latest["coverage"] < target - 0.1 else "warning",
+                title=f"{name}: critical feature {feature} covers {_pct(latest['coverage'])} of predictions "
+                      f"(SLO {_pct(target)})",
+                run_date=run_date, since=_streak_start(history, lambda r: r["coverage"] < target, key="day"),
+                metric=f"coverage:{feature}", value=latest["coverage"], reference_value=target,
+                evidence={"facts": [("Model", name), ("Feature", feature),
+                                    ("How bad", f"coverage {_pct(latest['coverage'])} of {int(latest['n']):,} "
+                                                f"predictions (SLO {_pct(target)})"),
+                                    ("Why", ", ".join(c for c in causes if c))],
+                          "feature": feature,
+                          "command": f"mlwatch sql \"select * from marts.feature_coverage where model_name = "
+                                     f"'{name}' and feature = '{feature}' order by day desc limit 14\""},
+            ))
+    return found
+
+
+def cost_over_budget(con: duckdb.DuckDBPyConnection, config: Config, run_date: dt.date) -> list[Candidate]:
+    found = []
+    for name, model in sorted(config.models.items()):
+        history = _slo_history(con, name, "max_cost_per_prediction_usd", run_date)
+        if not _breached_tonight(history, run_date):
+            continue
+        latest = history[0]
+        components = _rows(con, "SELECT component, cost_usd FROM marts.cost_components WHERE model_name = ? "
+                                "AND day = ? ORDER BY cost_usd DESC", [name, run_date])
+        usual = con.execute(
+            "SELECT median(cost_per_prediction_usd) FROM marts.cost WHERE model_name = ? AND day BETWEEN ? AND ?",
+            [name, run_date - dt.timedelta(days=14), run_date - dt.timedelta(days=1)]).fetchone()[0]
+        breakdown = ", ".join(f"{c['component']} ${c['cost_usd']:,.2f}" for c in components)
+        found.append(Candidate(
+            kind="cost_over_budget", model_name=name, dedupe_key=f"cost_over_budget|{name}",
+            severity="critical" if latest["actual"] >= 2 * latest["target"] else "warning",
+            title=f"{name}: cost per prediction ${latest['actual']:.5f} is over its budget ${latest['target']:.5f}",
+            run_date=run_date, since=_streak_start(history, lambda r: r["met"] is False, key="day"),
+            metric="cost_per_prediction_usd", value=latest["actual"], reference_value=latest["target"],
+            evidence={"facts": [("Model", name),
+                                ("How bad", f"${latest['actual']:.5f} per prediction (budget ${latest['target']:.5f}"
+                                            + (f", usual ${usual:.5f}" if usual else "") + ")"),
+                                ("Breakdown", breakdown or "no components")]},
+        ))
+    return found
+
+
+def time_to_decision_breach(con: duckdb.DuckDBPyConnection, config: Config, run_date: dt.date) -> list[Candidate]:
+    """Time to decision p95 over its SLO. Models breaching together are one pipeline incident."""
+    breaching = []
+    for name, model in sorted(config.models.items()):
+        history = _slo_history(con, name, "time_to_decision_p95_s", run_date)
+        if _breached_tonight(history, run_date):
+            breaching.append((name, history))
+    if not breaching:
+        return []
+    constraint = None
+    if table_exists(con, "marts", "constraint_ledger"):
+        row = con.execute("SELECT stage, utilization, queue_growth FROM marts.constraint_ledger WHERE day = ? "
+                          "AND source = 'telemetry' AND is_constraint", [run_date]).fetchone()
+        constraint = row
+    facts = [(name, f"p95 {h[0]['actual']:.0f} s (SLO {h[0]['target']:.0f} s)") for name, h in breaching]
+    if constraint:
+        facts.append(("Constraint", f"{constraint[0]}: utilization {_pct(constraint[1] or 0)}, queue "
+                                    f"growth {constraint[2] or 0:+,.0f} over the day"))
+    since = min(_streak_start(h, lambda r: r["met"] is False, key="day") for _, h in breaching)
+    worst = max(h[0]["actual"] / h[0]["target"] for _, h in breaching)
+    names = [name for name, _ in breaching]
+    owner = names[0] if len(names) == 1 else PIPELINE
+    where = f" at {constraint[0]}" if constraint else ""
+    return [Candidate(
+        kind="time_to_decision_breach", model_name=owner,
+        dedupe_key=f"time_to_decision_breach|{owner}",
+        severity="critical" if worst >= 2 else "warning",
+        title=(f"Time to decision over its SLO for {', '.join(names)}{where}: p95 up to "
+               f"{max(h[0]['actual'] for _, h in breaching):.0f} s"),
+        run_date=run_date, since=since, metric="time_to_decision_p95_s",
+        value=max(h[0]["actual"] for _, h in breaching), reference_value=breaching[0][1][0]["target"],
+        evidence={"facts": facts, "models": names, "constraint": constraint[0] if constraint else None,
+                  "command": f"mlwatch sql \"select * from marts.constraint_ledger where day = DATE '{run_date}' "
+                             "order by stage_order\""},
+    )]
+
+
+def data_loss(con: duckdb.DuckDBPyConnection, config: Config, run_date: dt.date) -> list[Candidate]:
+    """More of a model's input rows were quarantined on the night's partitions than its SLO allows."""
+    found = []
+    for name, model in sorted(config.models.items()):
+        history = _slo_history(con, name, "max_data_loss", run_date) if model.slos.max_data_loss is not None else []
+        if not _breached_tonight(history, run_date):
+            continue
+        share, target = history[0]["actual"], history[0]["target"]
+        feeds = _rows(con, "SELECT feed, n_rows, n_quarantined, reasons FROM marts.data_quality "
+                           "WHERE model_name = ? AND day = ? AND n_quarantined > 0 ORDER BY feed", [name, run_date])
+        facts = [("Model", name), ("How bad", f"{share:.2%} of input rows quarantined (SLO {target:.2%})")]
+        facts += [(f["feed"], f"{f['n_quarantined']:,} of {f['n_rows']:,} rows: {f['reasons']}") for f in feeds]
+        found.append(Candidate(
+            kind="data_loss", model_name=name, dedupe_key=f"data_loss|{name}",
+            severity="critical" if share >= 10 * target else "warning",
+            title=f"{name}: {share:.2%} of the input rows of {run_date} were quarantined (SLO {target:.2%})",
+            run_date=run_date, since=_streak_start(history, lambda r: r["met"] is False, key="day"),
+            metric="data_loss", value=share, reference_value=target,
+            evidence={"facts": facts, "feeds": {f["feed"]: f["n_quarantined"] for f in feeds},
+                      "command": f"mlwatch sql \"select rules, reasons, record from quarantine.predictions "
+                                 f"where model_name = '{name}' and _partition_date = DATE '{run_date}'\""},
+        ))
+    return found
+
+
+def labels_stopped(con: duckdb.DuckDBPyConnection, config: Config, run_date: dt.date) -> list[Candidate]:
+    """Labels arrive far slower than in the reference period: recent days are much less labeled than expected."""
+    found = []
+    for name, model in sorted(config.models.items()):
+        rows = _rows(con, "SELECT prediction_day, label_coverage, expected_coverage, n_predictions FROM "
+                          "marts.label_maturity WHERE model_name = ? AND known_on = ? AND age_days BETWEEN 2 AND ? "
+                          "ORDER BY prediction_day DESC", [name, run_date, model.label_delay_days])
+        judged = [r for r in rows if (r["expected_coverage"] or 0) >= 0.2]
+        late = [r for r in judged if r["label_coverage"] < 0.5 * r["expected_coverage"]]
+        if len(judged) < 3 or len(late) < len(judged):
+            continue
+        expected = sum(r["expected_coverage"] for r in judged) / len(judged)
+        actual = sum(r["label_coverage"] for r in judged) / len(judged)
+        found.append(Candidate(
+            kind="labels_stopped", model_name=name, dedupe_key=f"labels_stopped|{name}", severity="warning",
+            title=f"{name}: labels stopped arriving: recent days are {_pct(actual)} labeled, {_pct(expected)} expected",
+            run_date=run_date, metric="label_coverage", value=actual, reference_value=expected,
+            evidence={"facts": [("Model", name), ("How bad", f"{len(late)} days of predictions {_pct(actual)} labeled "
+                                                             f"where the reference period was {_pct(expected)} at the same age")]},
+        ))
+    return found
+
+
+# ------------------------------------------------------------------ drift
+
+
+def drift(con: duckdb.DuckDBPyConnection, config: Config, run_date: dt.date) -> list[Candidate]:
+    """Drifted features: with a measured effect they alert (drift_with_impact); without, the digest (drift)."""
+    found = []
+    for name in sorted(config.models):
+        rows = _rows(con, "SELECT feature, window_days, method, statistic, effect_size, threshold, score_impact, impact, "
+                          "has_impact FROM marts.drift WHERE model_name = ? AND window_end = ? AND is_drifted "
+                          "ORDER BY feature, window_days, method", [name, run_date])
+        for feature in sorted({r["feature"] for r in rows}):
+            mine = [r for r in rows if r["feature"] == feature]
+            with_impact = [r for r in mine if r["has_impact"]]
+            methods = ", ".join(f"{r['method']} {r['statistic']:.3g} ({r['window_days']}d)" for r in mine[:6])
+            impact = with_impact[0]["impact"] if with_impact else None
+            kind = "drift_with_impact" if with_impact else "drift"
+            moved = "the model's performance moved in the same window" if impact == "performance" else \
+                "the score moved with it (labels are not in yet)" if impact == "score" else \
+                "no measured effect on the score or performance"
+            found.append(Candidate(
+                kind=kind, model_name=name, dedupe_key=f"{kind}|{name}|{feature}",
+                severity="warning" if with_impact else "info",
+                title=f"{name}: {feature} drifted" + (f" with impact on {impact}" if impact else " (no measured impact)"),
+                run_date=run_date, metric=f"drift:{feature}",
+                evidence={"facts": [("Model", name), ("Feature", feature), ("Drift", methods), ("Impact", moved)],
+                          "feature": feature},
+            ))
+    return found
+
+
+RULES: dict[str, Rule] = {
+    "performance_drop": performance_drop,
+    "performance_drop_after_release": performance_drop_after_release,
+    "segment_performance_drop": segment_performance_drop,
+    "coverage_drop": coverage_drop,
+    "drift": drift,
+    "cost_over_budget": cost_over_budget,
+    "time_to_decision_breach": time_to_decision_breach,
+    "data_loss": data_loss,
+    "labels_stopped": labels_stopped,
+}
+# What a critical feature's outage explains while it is inside the performance window:
+# the model's performance drops, the outage feature's own drift, and the score's drift.
+PERFORMANCE_KINDS = {"performance_drop", "performance_drop_after_release", "segment_performance_drop"}
+DRIFT_KINDS = {"drift", "drift_with_impact"}
+
+
+def correlate(con: duckdb.DuckDBPyConnection, config: Config, run_date: dt.date,
+              candidates: list[Candidate]) -> list[Candidate]:
+    """Mark candidates another alert explains. Suppressed candidates keep an open alert open but open none."""
+    outages: dict[str, dict[str, str]] = {}          # model -> feature -> coverage alert's dedupe key
+    for c in candidates:
+        if c.kind == "coverage_drop":
+            outages.setdefault(c.model_name, {})[c.evidence["feature"]] = c.dedupe_key
+    if table_exists(con, "marts", "alerts"):
+        for name, model in config.models.items():
+            for (key,) in con.execute(
+                    "SELECT dedupe_key FROM marts.alerts WHERE model_name = ? AND kind = 'coverage_drop' "
+                    "AND last_seen >= ?", [name, run_date - dt.timedelta(days=model.alert_window_days - 1)]).fetchall():
+                outages.setdefault(name, {}).setdefault(key.rsplit("|", 1)[-1], key)
+    result = []
+    for c in candidates:
+        down = outages.get(c.model_name, {})
+        cause = None
+        if down and c.kind in PERFORMANCE_KINDS:
+            cause = sorted(down.values())[0]
+        elif down and c.kind in DRIFT_KINDS:
+            feature = c.evidence.get("feature")
+            cause = down.get(feature) or (sorted(down.values())[0] if feature == "__score__" else None)
+        result.append(replace(c, suppressed_by=cause) if cause else c)
+    return result
+
+
+def evaluate(con: duckdb.DuckDBPyConnection, config: Config, run_date: dt.date) -> list[Candidate]:
+    candidates = []
+    for rule in RULES.values():
+        candidates.extend(rule(con, config, run_date))
+    return correlate(con, config, run_date, candidates)

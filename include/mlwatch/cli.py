@@ -1,0 +1,246 @@
+"""The `mlwatch` command line (contract §4). Every command calls the library the DAGs call."""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import sys
+import time
+from pathlib import Path
+from typing import Optional
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from mlwatch import adhoc, nightly
+from mlwatch.config import Config, load_config
+from mlwatch.errors import MlwatchError, UsageError
+
+app = typer.Typer(
+    add_completion=False,
+    pretty_exceptions_enable=False,
+    no_args_is_help=True,
+    help="Nightly observability and governance for machine-learning models in production.",
+    context_settings={"help_option_names": ["-h", "--help"]},
+)
+# Piped output is read by people and by grep: wide, and long values are folded, never cut.
+out = Console(soft_wrap=True, width=None if sys.stdout.isatty() else 200)
+err = Console(stderr=True, soft_wrap=True)
+
+ConfigOption = typer.Option(None, "--config", "-c", help="Configuration file (default: $MLWATCH_CONFIG, ./mlwatch.yml, embedded demo).")
+
+
+def _table(columns: list[str], title: str | None = None) -> Table:
+    table = Table(title=title)
+    for column in columns:
+        table.add_column(column, overflow="fold")
+    return table
+
+
+def _date(value: str, name: str) -> dt.date:
+    try:
+        return dt.date.fromisoformat(value)
+    except ValueError:
+        raise UsageError(f"{name} must be a date as YYYY-MM-DD, got {value!r}") from None
+
+
+def _config(path: Optional[Path]) -> Config:
+    config = load_config(path)
+    if config.source == "<embedded>":
+        err.print("[dim]No mlwatch.yml found: using the embedded demo configuration.[/dim]")
+    return config
+
+
+class _Progress:
+    """Prints what long work is doing, with the elapsed time."""
+
+    def __init__(self) -> None:
+        self.started = time.monotonic()
+
+    def __call__(self, text: str) -> None:
+        elapsed = time.monotonic() - self.started
+        style = "red" if "FAILED" in text or "not delivered" in text else None
+        err.print(f"[dim]{elapsed:7.1f}s[/dim] {text}", style=style, highlight=False)
+
+
+def _summary(report: nightly.RunReport) -> None:
+    from mlwatch.ingest import summarize
+
+    table = Table(title=f"mlwatch {report.start}" + (f" .. {report.end}" if report.end != report.start else ""))
+    for column in ("feed", "partitions", "failed", "rows read", "accepted", "quarantined"):
+        table.add_column(column, justify="left" if column == "feed" else "right")
+    for feed, s in summarize(report.partitions).items():
+        table.add_row(feed, f"{s['partitions']:,}", f"{s['failed']:,}", f"{s['rows_read']:,}",
+                      f"{s['rows_accepted']:,}", f"{s['rows_quarantined']:,}")
+    out.print(table)
+    if report.model_seconds:
+        out.print(f"dbt: {len(report.model_seconds)} models built in {sum(report.model_seconds.values()):.1f}s")
+    if report.alerts:
+        a = report.alerts
+        out.print(f"alerts: {len(a.opened)} opened, {len(a.updated)} still open, {len(a.resolved)} resolved")
+    if report.delivery and report.delivery.queued:
+        d = report.delivery
+        where = f"{len(d.sent)} sent to {d.target}" if d.sent else ""
+        local = f"{len(d.kept_local)} written to the outbox" if d.kept_local else ""
+        failed = f"{len(d.failed)} pending after a delivery failure" if d.failed else ""
+        out.print("messages: " + ", ".join(x for x in (where, local, failed) if x))
+    if report.report:
+        out.print(f"report: {report.report.path}")
+    for p in report.failed_partitions:
+        err.print(f"[red]FAILED[/red] {p.feed} dt={p.day}: {p.error}", highlight=False)
+
+
+def _exit_for(report: nightly.RunReport) -> None:
+    if report.failed_partitions:
+        err.print(f"{len(report.failed_partitions)} partition(s) failed their data checks; the rest of the "
+                  "night completed. Fix or replace the files named above and run the same date again.")
+        raise typer.Exit(1)
+
+
+@app.command()
+def run(date: str = typer.Option(..., "--date", "-d", help="Logical date to process (YYYY-MM-DD)."),
+        config: Optional[Path] = ConfigOption) -> None:
+    """Run the nightly job for one date: ingest, build the warehouse, alert."""
+    cfg = _config(config)
+    report = nightly.run_night(cfg, _date(date, "--date"), progress=_Progress())
+    _summary(report)
+    _exit_for(report)
+
+
+@app.command()
+def backfill(start: str = typer.Option(..., "--start", help="First date (YYYY-MM-DD)."),
+             end: str = typer.Option(..., "--end", help="Last date (YYYY-MM-DD)."),
+             config: Optional[Path] = ConfigOption) -> None:
+    """The same warehouse as nightly runs of every day START..END, in one pass."""
+    cfg = _config(config)
+    report = nightly.backfill(cfg, _date(start, "--start"), _date(end, "--end"), progress=_Progress())
+    _summary(report)
+    _exit_for(report)
+
+
+@app.command()
+def sql(query: str = typer.Argument(..., help="SQL query (read-only)."),
+        format: str = typer.Option("table", "--format", "-f", help="table, csv or json."),
+        max_rows: int = typer.Option(200, "--max-rows", help="Rows shown in table format."),
+        config: Optional[Path] = ConfigOption) -> None:
+    """Read-only ad-hoc SQL over the warehouse."""
+    if format not in ("table", "csv", "json"):
+        raise UsageError(f"--format must be table, csv or json, got {format!r}")
+    cfg = _config(config)
+    for result in adhoc.run_query(cfg.warehouse, query):
+        if format == "csv":
+            sys.stdout.write(adhoc.to_csv(result))
+        elif format == "json":
+            sys.stdout.write(adhoc.to_json(result) + "\n")
+        else:
+            table = _table(result.columns)
+            for row in result.rows[:max_rows]:
+                table.add_row(*["NULL" if v is None else str(v) for v in row])
+            out.print(table)
+            if len(result.rows) > max_rows:
+                out.print(f"[dim]{len(result.rows) - max_rows} more rows; use --max-rows or --format csv[/dim]")
+
+
+@app.command()
+def alerts(status: Optional[str] = typer.Option(None, "--status", help="open, resolved or digest."),
+           config: Optional[Path] = ConfigOption) -> None:
+    """The alert table, newest first."""
+    if status is not None and status not in ("open", "resolved", "digest"):
+        raise UsageError(f"--status must be open, resolved or digest, got {status!r}")
+    cfg = _config(config)
+    where = f"WHERE status = '{status}'" if status else ""
+    query = ("SELECT alert_id, status, severity, kind, model_name, first_seen, last_seen, playbook, title "
+             f"FROM marts.alerts {where} ORDER BY last_seen DESC, severity DESC, alert_id")
+    try:
+        [result] = adhoc.run_query(cfg.warehouse, query)
+    except UsageError as exc:
+        if "marts.alerts" in str(exc) or "does not exist" in str(exc):
+            out.print("No alerts yet: run `mlwatch run --date D` first.")
+            return
+        raise
+    table = _table(result.columns)
+    for row in result.rows:
+        table.add_row(*["" if v is None else str(v) for v in row])
+    out.print(table)
+
+
+@app.command()
+def report(date: str = typer.Option(..., "--date", "-d", help="The day to report on (YYYY-MM-DD)."),
+           config: Optional[Path] = ConfigOption) -> None:
+    """Write the daily HTML report for a day from the warehouse, and print its path."""
+    from mlwatch import report as daily_report
+    from mlwatch.warehouse import connect_reader
+
+    cfg = _config(config)
+    day = _date(date, "--date")
+    if not Path(cfg.warehouse).exists():
+        raise UsageError(f"no warehouse at {cfg.warehouse}: run `mlwatch run --date {day}` (or `mlwatch demo`) first")
+    with connect_reader(cfg.warehouse) as con:
+        written = daily_report.write(con, cfg, day)
+    err.print(f"{written.charts} charts; index at {Path(cfg.reports) / 'index.html'}", highlight=False)
+    out.print(str(written.path), highlight=False)
+
+
+@app.command()
+def rollback(model: str = typer.Option(..., "--model", "-m", help="The model to roll back."),
+             to: str = typer.Option(..., "--to", help="The version to go back to."),
+             reason: str = typer.Option(..., "--reason", help="Why (an alert id, an incident, a sentence)."),
+             config: Optional[Path] = ConfigOption) -> None:
+    """Record a rollback in governance.actions; it reaches Airflow as the asset mlwatch/rollback/MODEL."""
+    from mlwatch import governance
+    from mlwatch.warehouse import connect_writer
+
+    cfg = _config(config)
+    with connect_writer(cfg.warehouse) as con:
+        action = governance.record_rollback(con, cfg, model, to, reason)
+    out.print(f"Recorded {action['action_id']}: roll {model} back from {action['from_version']} to {to} "
+              f"({reason}), by {action['actor']}.", highlight=False)
+    out.print(f"The Airflow asset event {action['asset']} is emitted by the next run of the mlwatch_governance "
+              "DAG (every 10 minutes), or now with: airflow dags trigger mlwatch_governance", highlight=False)
+
+
+@app.command()
+def demo(days: int = typer.Option(60, help="Days of data."),
+         fraud_per_day: int = typer.Option(30_000, help="card_fraud predictions per day."),
+         eta_per_day: int = typer.Option(15_000, help="delivery_eta predictions per day."),
+         seed: int = typer.Option(20260801, help="Random seed; the same seed gives the same files."),
+         replay_from: Optional[str] = typer.Option(
+             None, "--replay-from",
+             help="Build up to the day before in one pass, then run every night from this date on as the "
+                  "nightly DAG would, alerts included (slower)."),
+         config: Optional[Path] = ConfigOption) -> None:
+    """Make the sample landing zone and run the pipeline over it."""
+    from mlwatch.demo import runner as demo_module
+    from mlwatch.demo.generator import DemoSpec
+
+    cfg = demo_module.prepare_config(config, err)
+    spec = DemoSpec(days=days, fraud_per_day=fraud_per_day, eta_per_day=eta_per_day, seed=seed)
+    progress = _Progress()
+    demo_module.make_landing(cfg, spec, progress)
+    if replay_from is None:
+        report = nightly.backfill(cfg, spec.start, spec.end, progress=progress)
+    else:
+        report = demo_module.replay(cfg, spec, _date(replay_from, "--replay-from"), progress)
+    _summary(report)
+    demo_module.print_next_steps(cfg, spec, out)
+    _exit_for(report)
+
+
+@app.callback()
+def _options(verbose: bool = typer.Option(False, "--verbose", "-v", help="Log what the library does.")) -> None:
+    # Progress and errors are printed by the commands; library logs are for -v and Airflow.
+    logging.getLogger().setLevel(logging.INFO if verbose else logging.CRITICAL)
+
+
+def main() -> None:
+    logging.basicConfig(level=logging.CRITICAL, format="%(levelname)s %(name)s: %(message)s")
+    try:
+        app()  # click itself answers usage errors, with exit status 2
+    except MlwatchError as exc:
+        err.print(f"[red]error:[/red] {exc}", highlight=False)
+        sys.exit(exc.exit_code)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,122 @@
+"""One histogram per model, day and feature, against the reference's bins.
+
+Histograms are additive, so a trailing window is the sum of its days: each day's rows
+are scanned once, when its partition is loaded (or loaded again), and never again. A
+day's row is keyed by the reference summary and the partition's fingerprint; when
+either changes the day is counted again.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import duckdb
+
+from mlwatch.drift.reference import OTHER, SCORE, ModelReference
+from mlwatch.warehouse import quote
+
+DDL = """
+CREATE TABLE IF NOT EXISTS ops.drift_daily (
+    model_name VARCHAR, reference_id VARCHAR, day DATE, partition_fingerprint VARCHAR, feature VARCHAR,
+    n BIGINT, counts BIGINT[], psi_counts BIGINT[], n_below BIGINT, n_above BIGINT, minimum DOUBLE, maximum DOUBLE,
+    score_sums DOUBLE[], tail_below DOUBLE, tail_above DOUBLE
+)
+"""
+# Score sums are added as decimals: exact, so the same in any order and on any number of threads.
+SCORE_SUM = "sum(CAST(score AS DECIMAL(38, 12)))"
+
+
+def _aligned(histogram: dict | None, keys: list) -> list[int]:
+    histogram = histogram or {}
+    return [int(histogram.get(k, 0)) for k in keys]
+
+
+def ensure(con: duckdb.DuckDBPyConnection, reference: ModelReference, days: list[dt.date]) -> list[dt.date]:
+    """Count every day in `days` that has loaded predictions and no current histogram; returns those days."""
+    con.execute(DDL)
+    for column, kind in (("score_sums", "DOUBLE[]"), ("tail_below", "DOUBLE"), ("tail_above", "DOUBLE")):
+        con.execute(f"ALTER TABLE ops.drift_daily ADD COLUMN IF NOT EXISTS {column} {kind}")
+    if not days:
+        return []
+    partitions = dict(con.execute(
+        "SELECT partition_date, fingerprint FROM ops.ingest_partitions WHERE feed = 'predictions' "
+        "AND status = 'loaded' AND partition_date BETWEEN ? AND ?", [min(days), max(days)]).fetchall())
+    current = dict(con.execute(
+        "SELECT DISTINCT day, partition_fingerprint FROM ops.drift_daily WHERE model_name = ? AND reference_id = ? "
+        "AND day BETWEEN ? AND ?", [reference.model_name, reference.reference_id, min(days), max(days)]).fetchall())
+    counted = []
+    for day in days:
+        fingerprint = partitions.get(day)
+        if fingerprint is None or current.get(day) == fingerprint:
+            continue
+        _count_day(con, reference, day, fingerprint)
+        counted.append(day)
+    return counted
+
+
+def _count_day(con: duckdb.DuckDBPyConnection, reference: ModelReference, day: dt.date, fingerprint: str) -> None:
+    selects, params = [], []
+    for f in reference.features.values():
+        column = quote(f.column)
+        if f.kind == "numeric":
+            selects += [f"count({column})", f"histogram({column}, ?::DOUBLE[])", f"histogram({column}, ?::DOUBLE[])",
+                        f"count(*) FILTER (WHERE {column} < ?)", f"count(*) FILTER (WHERE {column} > ?)",
+                        f"min({column})", f"max({column})",
+                        # How far values lie beyond the reference's range, summed exactly.
+                        f"sum(CAST(? - {column} AS DECIMAL(38, 12))) FILTER (WHERE {column} < ?)",
+                        f"sum(CAST({column} - ? AS DECIMAL(38, 12))) FILTER (WHERE {column} > ?)"]
+            params += [f.edges, f.psi_edges, f.minimum, f.maximum, f.minimum, f.minimum, f.maximum, f.maximum]
+        else:
+            selects += [f"count({column})",
+                        f"histogram(CASE WHEN list_contains(?::VARCHAR[], CAST({column} AS VARCHAR)) "
+                        f"THEN CAST({column} AS VARCHAR) ELSE '{OTHER}' END) FILTER (WHERE {column} IS NOT NULL)"]
+            params += [f.categories]
+    # The day's rows all sit in its own partition (ingest enforces predicted_at's date).
+    row = con.execute(
+        f"SELECT {', '.join(selects)} FROM raw.predictions WHERE model_name = ? AND _partition_date = ? "
+        "AND CAST(predicted_at AS DATE) = ?", [*params, reference.model_name, day, day]).fetchone()
+    sums = _score_sums(con, reference, day)
+    con.execute("DELETE FROM ops.drift_daily WHERE model_name = ? AND day = ?", [reference.model_name, day])
+    values = iter(row)
+    for f in reference.features.values():
+        if f.kind == "numeric":
+            n, fine, psi, below, above, minimum, maximum, tail_below, tail_above = (next(values) for _ in range(9))
+            counts = _aligned(fine, [*f.edges, float("inf")])
+            psi_counts = _aligned(psi, [*f.psi_edges, float("inf")])
+            tail_below, tail_above = float(tail_below or 0), float(tail_above or 0)
+        else:
+            n, histogram = next(values), next(values)
+            counts = _aligned(histogram, [*f.categories, OTHER])
+            psi_counts, below, above, minimum, maximum, tail_below, tail_above = counts, None, None, None, None, None, None
+        bins = len(psi_counts)
+        score_sums = [float(sums.get((f.feature, b), 0.0)) for b in range(bins)] if f.feature != SCORE else None
+        con.execute("INSERT INTO ops.drift_daily VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                    [reference.model_name, reference.reference_id, day, fingerprint, f.feature, n, counts,
+                     psi_counts, below, above, minimum, maximum, score_sums, tail_below, tail_above])
+
+
+def _bin_expression(f) -> str:
+    """The PSI bin (0-based) of a row's value: decile bins for numeric features, categories otherwise."""
+    column = quote(f.column)
+    if f.kind == "numeric":
+        cases = " ".join(f"WHEN {column} <= {edge!r} THEN {i}" for i, edge in enumerate(f.psi_edges))
+        return f"CASE {cases} ELSE {len(f.psi_edges)} END"
+    cases = " ".join(f"WHEN CAST({column} AS VARCHAR) = '{c.replace(chr(39), chr(39) * 2)}' THEN {i}"
+                     for i, c in enumerate(f.categories))
+    return f"CASE {cases} ELSE {len(f.categories)} END"
+
+
+def _score_sums(con: duckdb.DuckDBPyConnection, reference: ModelReference, day: dt.date) -> dict[tuple[str, int], float]:
+    """Sum of the score per feature bin: how the model's output depends on the feature."""
+    branches = [
+        f"SELECT '{f.feature}' AS feature, {_bin_expression(f)} AS bin, {SCORE_SUM} AS total FROM day_rows "
+        f"WHERE {quote(f.column)} IS NOT NULL GROUP BY 2"
+        for f in reference.features.values() if f.feature != SCORE
+    ]
+    if not branches:
+        return {}
+    rows = con.execute(
+        "WITH day_rows AS (SELECT * FROM raw.predictions WHERE model_name = ? AND _partition_date = ? "
+        f"AND CAST(predicted_at AS DATE) = ?) {' UNION ALL '.join(branches)}",
+        [reference.model_name, day, day]).fetchall()
+    return {(feature, int(b)): float(total) for feature, b, total in rows}

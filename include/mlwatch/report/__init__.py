@@ -1,0 +1,159 @@
+"""The daily HTML report: one static page per day, an index, no server needed to read it.
+
+    <reports>/index.html              every day's page, newest first, with its one-line summary
+    <reports>/daily/<day>.html        the day's page
+    <reports>/daily/<day>.json        the day's summary (the index and the Slack message use it)
+    <reports>/daily/plotly.min.js     one copy of plotly.js shared by every page
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import math
+from dataclasses import dataclass
+from pathlib import Path
+
+import duckdb
+import jinja2
+
+from mlwatch.config import Config
+from mlwatch.report import charts
+from mlwatch.report.data import ReportData, load
+
+TEMPLATES = Path(__file__).parent / "templates"
+PLOTLY_JS = "plotly.min.js"
+
+
+@dataclass
+class Written:
+    path: Path
+    summary: dict
+    charts: int
+
+
+def _number(value) -> str:
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return ""
+    if isinstance(value, bool):
+        return str(value)
+    if isinstance(value, int) or (isinstance(value, float) and value.is_integer() and abs(value) >= 100):
+        return f"{int(value):,}"
+    magnitude = abs(value)
+    return f"{value:,.2f}" if magnitude >= 10 else (f"{value:.4f}" if magnitude >= 0.01 else f"{value:.6f}")
+
+
+def _pct(value) -> str:
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return ""
+    return f"{value:.1%}"
+
+
+def _environment() -> jinja2.Environment:
+    env = jinja2.Environment(loader=jinja2.FileSystemLoader(TEMPLATES), autoescape=True,
+                             undefined=jinja2.StrictUndefined)
+    env.filters["number"] = _number
+    env.filters["pct"] = _pct
+    return env
+
+
+def _records(frame) -> list[dict]:
+    return [] if frame is None or frame.empty else frame.to_dict("records")
+
+
+def summary(data: ReportData) -> dict:
+    constraint = data.constraint
+    return {
+        "day": data.day.isoformat(),
+        "models": len(data.models),
+        "slos_judged": data.slos_judged,
+        "slos_missed": [f"{model}: {slo}" for model, slo in data.slos_missed],
+        "open_alerts": len(data.alerts),
+        "critical_alerts": sum(1 for a in data.alerts if a["severity"] == "critical"),
+        "digest_items": len(data.digest),
+        "constraint": constraint["stage"] if constraint else None,
+    }
+
+
+def summary_line(s: dict) -> str:
+    parts = [f"SLOs met {s['slos_judged'] - len(s['slos_missed'])}/{s['slos_judged']}",
+             f"{s['open_alerts']} open alert(s)"]
+    if s.get("constraint"):
+        parts.append(f"constraint {s['constraint']}")
+    return " · ".join(parts)
+
+
+def render(data: ReportData, previous: str | None = None) -> tuple[str, int]:
+    """The page's HTML and the number of charts on it."""
+    chart_options = dict(full_html=False, include_plotlyjs=False, config={"displaylogo": False, "responsive": True})
+    models, drawn = [], 0
+    for model in data.models:
+        figures = charts.model_charts(model)
+        drawn += len(figures)
+        rows = []
+        for row in _records(model.slos):
+            met = row["met"]
+            status = "unknown" if met is None or (isinstance(met, float) and math.isnan(met)) else (
+                "met" if met else "missed")
+            rows.append({**row, "status": status})
+        models.append({"name": model.name, "task": model.task, "owner": model.owner, "slo_rows": rows,
+                       "window_days": model.window_days, "feature_value": _records(model.feature_value),
+                       "charts": [(key, fig.to_html(div_id=f"{model.name}-{key}", **chart_options))
+                                  for key, fig in figures]})
+    pipeline = charts.pipeline_charts(data)
+    drawn += len(pipeline)
+    s = summary(data)
+    html = _environment().get_template("daily.html.j2").render(
+        day=data.day.isoformat(), previous=previous, models=models, alerts=data.alerts, digest=data.digest,
+        judged=s["slos_judged"], missed=s["slos_missed"], constraint=data.constraint,
+        ledger=_records(data.ledger), self_ledger=_records(data.self_ledger),
+        pipeline_charts=[(key, fig.to_html(div_id=f"pipeline-{key}", **chart_options)) for key, fig in pipeline],
+    )
+    return html, drawn
+
+
+def _ensure_plotly_js(folder: Path) -> None:
+    import plotly
+    from plotly.offline import get_plotlyjs
+
+    target = folder / PLOTLY_JS
+    stamp = folder / f".{PLOTLY_JS}.version"
+    if target.exists() and stamp.exists() and stamp.read_text() == plotly.__version__:
+        return
+    target.write_text(get_plotlyjs(), encoding="utf-8")
+    stamp.write_text(plotly.__version__)
+
+
+def write(con: duckdb.DuckDBPyConnection, config: Config, day: dt.date) -> Written:
+    """Write the day's page and its summary, and refresh the index."""
+    folder = Path(config.reports) / "daily"
+    folder.mkdir(parents=True, exist_ok=True)
+    _ensure_plotly_js(folder)
+    data = load(con, config, day)
+    earlier = sorted(p.stem for p in folder.glob("*.json") if p.stem < day.isoformat())
+    html, drawn = render(data, previous=earlier[-1] if earlier else None)
+    path = folder / f"{day.isoformat()}.html"
+    _atomic_write(path, html)
+    s = summary(data)
+    _atomic_write(folder / f"{day.isoformat()}.json", json.dumps(s, indent=2, sort_keys=True))
+    write_index(config)
+    return Written(path=path, summary=s, charts=drawn)
+
+
+def write_index(config: Config) -> Path:
+    folder = Path(config.reports) / "daily"
+    days = []
+    for path in sorted(folder.glob("*.json"), reverse=True):
+        try:
+            days.append((path.stem, summary_line(json.loads(path.read_text()))))
+        except (ValueError, KeyError):
+            continue    # a summary from an older mlwatch, or half-written by a killed run: skip it
+    index = Path(config.reports) / "index.html"
+    _atomic_write(index, _environment().get_template("index.html.j2").render(days=days))
+    return index
+
+
+def _atomic_write(path: Path, text: str) -> None:
+    partial = path.with_name(f".{path.name}.partial")
+    partial.write_text(text, encoding="utf-8")
+    partial.replace(path)

@@ -1,0 +1,129 @@
+"""What the daily report shows, read from the marts as small aggregates (never raw rows)."""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass, field
+
+import duckdb
+import pandas as pd
+
+from mlwatch.alerts import messages
+from mlwatch.config import Config
+from mlwatch.warehouse import table_exists
+
+
+@dataclass
+class ModelSection:
+    name: str
+    task: str
+    owner: str
+    metric: str
+    window_days: int
+    slos: pd.DataFrame
+    performance: pd.DataFrame          # primary metric over time, overall, per version
+    segments: pd.DataFrame             # primary metric per segment on the day, with intervals
+    drift: pd.DataFrame                # feature x window end: strongest effect size / its threshold
+    coverage: pd.DataFrame
+    cost: pd.DataFrame
+    time_to_decision: pd.DataFrame
+    feature_value: pd.DataFrame
+    budget_usd: float | None = None
+    ttd_slo_s: float | None = None
+
+
+@dataclass
+class ReportData:
+    day: dt.date
+    since: dt.date
+    models: list[ModelSection] = field(default_factory=list)
+    ledger: pd.DataFrame = field(default_factory=pd.DataFrame)          # the day, telemetry
+    ledger_history: pd.DataFrame = field(default_factory=pd.DataFrame)  # peak utilization over time
+    self_ledger: pd.DataFrame = field(default_factory=pd.DataFrame)     # mlwatch's own steps
+    alerts: list[dict] = field(default_factory=list)
+    digest: list[dict] = field(default_factory=list)
+
+    @property
+    def constraint(self) -> dict | None:
+        rows = self.ledger[self.ledger["is_constraint"] == True] if len(self.ledger) else self.ledger  # noqa: E712
+        return rows.iloc[0].to_dict() if len(rows) else None
+
+    @property
+    def slos_missed(self) -> list[tuple[str, str]]:
+        return [(m.name, row.slo) for m in self.models for row in m.slos.itertuples() if row.met is False]
+
+    @property
+    def slos_judged(self) -> int:
+        return sum(int(m.slos["met"].notna().sum()) for m in self.models)
+
+
+def _frame(con: duckdb.DuckDBPyConnection, schema: str, table: str, sql: str, params: list) -> pd.DataFrame:
+    if not table_exists(con, schema, table):
+        return pd.DataFrame()
+    return con.execute(sql, params).df()
+
+
+def load(con: duckdb.DuckDBPyConnection, config: Config, day: dt.date) -> ReportData:
+    since = day - dt.timedelta(days=config.report.history_days - 1)
+    data = ReportData(day=day, since=since)
+    for name, model in sorted(config.models.items()):
+        metric, window = model.performance_metric, model.alert_window_days
+        data.models.append(ModelSection(
+            name=name, task=model.task, owner=model.owner or "", metric=metric, window_days=window,
+            slos=_frame(con, "marts", "slo_status",
+                        "SELECT slo, detail, target, actual, met FROM marts.slo_status "
+                        "WHERE model_name = ? AND day = ? ORDER BY slo", [name, day]),
+            performance=_frame(con, "marts", "performance",
+                               "SELECT window_end, model_version, value, ci_low, ci_high, reference_value, n_labeled "
+                               "FROM marts.performance WHERE model_name = ? AND metric = ? AND window_days = ? "
+                               "AND segment = '__all__' AND window_end BETWEEN ? AND ? ORDER BY window_end, "
+                               "model_version", [name, metric, window, since, day]),
+            segments=_frame(con, "marts", "performance",
+                            "SELECT model_version, segment, segment_value, value, ci_low, ci_high, reference_value, "
+                            "n_labeled FROM marts.performance WHERE model_name = ? AND metric = ? AND window_days = ? "
+                            "AND window_end = ? AND segment <> '__all__' AND value IS NOT NULL "
+                            "ORDER BY segment, segment_value, model_version", [name, metric, window, day]),
+            drift=_frame(con, "marts", "drift",
+                         "SELECT feature, window_end, max(effect_size / nullif(threshold, 0)) AS strength, "
+                         "bool_or(is_drifted) AS drifted, bool_or(is_drifted AND has_impact) AS with_impact "
+                         "FROM marts.drift WHERE model_name = ? AND window_days = ? AND window_end BETWEEN ? AND ? "
+                         "GROUP BY feature, window_end ORDER BY feature, window_end", [name, window, since, day]),
+            coverage=_frame(con, "marts", "feature_coverage",
+                            "SELECT day, feature, is_critical, coverage FROM marts.feature_coverage "
+                            "WHERE model_name = ? AND day BETWEEN ? AND ? ORDER BY feature, day", [name, since, day]),
+            cost=_frame(con, "marts", "cost",
+                        "SELECT day, cost_per_prediction_usd, cost_usd, n_predictions FROM marts.cost "
+                        "WHERE model_name = ? AND day BETWEEN ? AND ? ORDER BY day", [name, since, day]),
+            time_to_decision=_frame(con, "marts", "time_to_decision",
+                                    "SELECT day, p50_s, p95_s, p99_s FROM marts.time_to_decision "
+                                    "WHERE model_name = ? AND day BETWEEN ? AND ? ORDER BY day", [name, since, day]),
+            feature_value=_frame(con, "marts", "feature_value",
+                                 "SELECT feature, importance, cost_per_prediction, value_per_cost, value_rank, prune "
+                                 "FROM marts.feature_value WHERE model_name = ? AND window_end = ? "
+                                 "ORDER BY value_rank NULLS LAST, importance DESC, feature", [name, day]),
+            budget_usd=model.slos.max_cost_per_prediction_usd,
+            ttd_slo_s=model.slos.time_to_decision_p95_s,
+        ))
+    ledger_sql = ("SELECT * FROM marts.constraint_ledger WHERE day = ? AND source = ? "
+                  "ORDER BY stage_order NULLS LAST, stage")
+    data.ledger = _frame(con, "marts", "constraint_ledger", ledger_sql, [day, "telemetry"])
+    data.self_ledger = _frame(con, "marts", "constraint_ledger", ledger_sql, [day, "mlwatch"])
+    data.ledger_history = _frame(con, "marts", "constraint_ledger",
+                                 "SELECT day, stage, stage_order, peak_utilization, is_constraint "
+                                 "FROM marts.constraint_ledger WHERE source = 'telemetry' AND day BETWEEN ? AND ? "
+                                 "ORDER BY stage_order, day", [since, day])
+    if table_exists(con, "marts", "alerts"):
+        cursor = con.execute(
+            "SELECT * FROM marts.alerts WHERE first_seen <= ? AND last_seen = ? AND status IN ('open', 'digest') "
+            "ORDER BY CASE severity WHEN 'critical' THEN 0 WHEN 'warning' THEN 1 ELSE 2 END, first_seen, alert_id",
+            [day, day])
+        columns = [d[0] for d in cursor.description]
+        for row in cursor.fetchall():
+            alert = dict(zip(columns, row))
+            # The same words as the Slack message: playbook, steps, the command with its values filled in.
+            previous = messages.previous_version(con, alert["model_name"], alert.get("model_version"))
+            said = messages.alert_opened(alert, config, previous=previous)
+            alert.update(playbook_title=said.playbook_title, playbook_steps=said.steps, command=said.command,
+                         facts=said.facts, owner=said.owner)
+            (data.digest if alert["status"] == "digest" else data.alerts).append(alert)
+    return data

@@ -1,0 +1,175 @@
+"""Build the warehouse with dbt (dbt-duckdb), invoked in-process through dbtRunner.
+
+mlwatch hands dbt the configuration and the dates as --vars; the project in dbt/ never
+reads the YAML itself, so the same project runs on another adapter with the same vars.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import datetime as dt
+import json
+import logging
+import os
+import threading
+import time
+from pathlib import Path
+from typing import Callable, Iterator
+
+from mlwatch.config import Config
+from mlwatch.errors import MlwatchError
+from mlwatch.metric_catalog import metric
+
+log = logging.getLogger(__name__)
+
+# dbtRunner is not safe for concurrent invocations in one process.
+_DBT_LOCK = threading.Lock()
+
+
+class TransformError(MlwatchError):
+    exit_code = 1
+
+
+def project_dir() -> Path:
+    explicit = os.environ.get("MLWATCH_DBT_PROJECT")
+    if explicit:
+        return Path(explicit)
+    # include/mlwatch/transform.py -> repository root / dbt
+    return Path(__file__).resolve().parents[2] / "dbt"
+
+
+def dbt_vars(config: Config) -> dict:
+    models = {}
+    for name, m in sorted(config.models.items()):
+        models[name] = {
+            "task": m.task,
+            "positive_label": m.positive_label,
+            "decision_threshold": m.decision_threshold,
+            "label_delay_days": m.label_delay_days,
+            "reference_start": m.reference.start.isoformat(),
+            "reference_end": m.reference.end.isoformat(),
+            "windows": list(m.windows),
+            "segments": list(m.segments),
+            "segment_top_k": m.segment_top_k,
+            "weight_column": m.weight_column,
+            "min_labeled_rows": m.min_labeled_rows,
+            "slos": _slos(m),
+            "features": {
+                f: {"type": s.type, "min": s.min, "max": s.max, "default": s.default,
+                    "values": s.values, "critical": s.critical, "cost": s.cost}
+                for f, s in sorted(m.features.items())
+            },
+        }
+    return {"models": models, "pipeline": list(config.pipeline),
+            "constraint_utilization": config.constraint.saturation_utilization,
+            "what_if_factor": config.constraint.what_if_factor}
+
+
+def _slos(model) -> dict:
+    slos = model.slos
+    performance = slos.performance
+    return {
+        "time_to_decision_p95_s": slos.time_to_decision_p95_s,
+        "performance_metric": model.performance_metric,
+        "performance_higher_is_better": metric(model.task, model.performance_metric).higher_is_better,
+        "performance_max_relative_drop": performance.max_relative_drop,
+        "performance_min_labeled": performance.min_labeled,
+        "performance_window_days": model.alert_window_days,
+        "min_feature_coverage": slos.min_feature_coverage,
+        "max_data_loss": slos.max_data_loss,
+        "max_cost_per_prediction_usd": slos.max_cost_per_prediction_usd,
+        "min_label_coverage": slos.min_label_coverage,
+    }
+
+
+@contextlib.contextmanager
+def _environment(config: Config, run_date: dt.date, first_window_end: dt.date) -> Iterator[None]:
+    updates = {
+        "MLWATCH_WAREHOUSE": str(config.warehouse),
+        "MLWATCH_RUN_DATE": run_date.isoformat(),
+        "MLWATCH_FIRST_WINDOW_END": first_window_end.isoformat(),
+        "DO_NOT_TRACK": "1",
+        "DBT_SEND_ANONYMOUS_USAGE_STATS": "false",
+    }
+    saved = {key: os.environ.get(key) for key in updates}
+    os.environ.update(updates)
+    try:
+        yield
+    finally:
+        for key, value in saved.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
+
+
+def _release_duckdb() -> None:
+    """Close the database dbt-duckdb keeps open in this process after a run.
+
+    Otherwise the file stays locked by this process, and a read-only connection to it
+    (a different configuration) fails until the process exits.
+    """
+    import gc
+
+    from dbt.adapters.duckdb.connections import DuckDBConnectionManager
+
+    with DuckDBConnectionManager._LOCK:
+        env = DuckDBConnectionManager._ENV
+        DuckDBConnectionManager._ENV = None
+    if env is not None:
+        env.close()
+    gc.collect()
+
+
+def build(config: Config, run_date: dt.date, first_window_end: dt.date | None = None, *,
+          select: str | None = None, progress: Callable[[str], None] | None = None) -> dict[str, float]:
+    """`dbt build` for the run; returns seconds per model. Raises TransformError on failure."""
+    from dbt.cli.main import dbtRunner
+
+    first_window_end = first_window_end or run_date
+    artifacts = config.warehouse.parent / "dbt"
+    args = [
+        "build",
+        "--project-dir", str(project_dir()),
+        "--profiles-dir", str(project_dir()),
+        "--target-path", str(artifacts / "target"),
+        "--log-path", str(artifacts / "logs"),
+        "--vars", json.dumps(dbt_vars(config), sort_keys=True),
+        "--quiet",
+        "--no-use-colors",
+    ]
+    if select:
+        args += ["--select", select]
+    timings: dict[str, float] = {}
+    failures: list[str] = []
+
+    def on_event(event) -> None:
+        name = event.info.name
+        if name in ("LogModelResult", "LogTestResult", "LogHookEndLine"):
+            data = event.data
+            node = getattr(getattr(data, "node_info", None), "node_name", "") or ""
+            status = str(getattr(data, "status", "")).lower()
+            seconds = float(getattr(data, "execution_time", 0.0) or 0.0)
+            if name == "LogModelResult":
+                timings[node] = seconds
+            if status in ("error", "fail"):
+                failures.append(f"{node}: {status}")
+            if progress and name != "LogHookEndLine":
+                progress(f"{node} {status} ({seconds:.1f}s)")
+        elif event.info.level == "error":
+            failures.append(event.info.msg)
+
+    started = time.monotonic()
+    with _DBT_LOCK, _environment(config, run_date, first_window_end):
+        try:
+            result = dbtRunner(callbacks=[on_event]).invoke(args)
+        finally:
+            _release_duckdb()
+    log.info("dbt build for %s finished in %.1fs", run_date, time.monotonic() - started)
+    if not result.success:
+        detail = "; ".join(dict.fromkeys(failures)) or str(result.exception or "unknown error")
+        raise TransformError(
+            f"dbt build failed for {run_date}: {detail}. "
+            f"Details in {artifacts / 'logs' / 'dbt.log'}; fix and rerun `mlwatch run --date {run_date}`."
+        )
+    return timings

@@ -1,0 +1,94 @@
+"""Test environment: Airflow in a throwaway home, no Slack unless a test starts one.
+
+Airflow reads its configuration from the environment when it is first imported, so
+the variables are set here, before any test module imports it.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+_AIRFLOW_HOME = Path(tempfile.mkdtemp(prefix="mlwatch-airflow-"))
+os.environ.update({
+    "AIRFLOW_HOME": str(_AIRFLOW_HOME),
+    "AIRFLOW__CORE__DAGS_FOLDER": str(REPO / "dags"),
+    "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
+    "AIRFLOW__CORE__PARALLELISM": "2",
+    "AIRFLOW__CORE__UNIT_TEST_MODE": "False",
+    "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": f"sqlite:///{_AIRFLOW_HOME / 'airflow.db'}",
+    "DO_NOT_TRACK": "1",
+    "MLWATCH_WRITER_WAIT_SECONDS": "120",
+})
+for variable in ("MLWATCH_CONFIG", "MLWATCH_SLACK_TOKEN", "MLWATCH_SLACK_BASE_URL", "MLWATCH_LANDING",
+                 "MLWATCH_WAREHOUSE", "MLWATCH_REPORTS", "AIRFLOW_CONN_SLACK_API_DEFAULT"):
+    os.environ.pop(variable, None)
+
+from mlwatch.demo.generator import DemoSpec, generate  # noqa: E402
+
+from tests.slack_server import FakeSlack  # noqa: E402
+
+# Small enough to build fast, large enough for every incident to show.
+SMALL_DEMO = DemoSpec(fraud_per_day=1500, eta_per_day=800)
+
+
+def pytest_sessionfinish(session, exitstatus):
+    shutil.rmtree(_AIRFLOW_HOME, ignore_errors=True)
+
+
+@pytest.fixture(scope="session")
+def demo_landing(tmp_path_factory) -> Path:
+    """The demo landing zone at test size (60 days, all incidents), generated once."""
+    landing = tmp_path_factory.mktemp("demo") / "landing"
+    generate(landing, SMALL_DEMO)
+    return landing
+
+
+# The warehouse tests' configuration keeps 5 of card_fraud's 8 countries: three share '__other__'.
+TOP_COUNTRIES = 5
+# The small demo has 20x fewer rows than the real one, so its fixed number of dirty rows
+# weighs 20x more; the data-loss SLO scales with it.
+SMALL_DEMO_MAX_DATA_LOSS = 0.005
+
+
+def small_demo_slos(data):
+    for model in data["models"].values():
+        model["slos"]["max_data_loss"] = SMALL_DEMO_MAX_DATA_LOSS
+
+
+@pytest.fixture(scope="session")
+def demo_warehouse(demo_landing, tmp_path_factory):
+    """The small demo, backfilled over all its days once; tests only read it."""
+    from mlwatch import nightly
+    from tests.helpers import write_config
+
+    def edit(data):
+        data["models"]["card_fraud"]["segment_top_k"] = TOP_COUNTRIES
+        small_demo_slos(data)
+    config = write_config(tmp_path_factory.mktemp("warehouse"), demo_landing, edit=edit)
+    nightly.backfill(config, SMALL_DEMO.start, SMALL_DEMO.end)
+    return config
+
+
+@pytest.fixture
+def fake_slack(monkeypatch):
+    """A local Slack Web API; MLWATCH_SLACK_TOKEN and MLWATCH_SLACK_BASE_URL point at it."""
+    server = FakeSlack().start()
+    monkeypatch.setenv("MLWATCH_SLACK_TOKEN", server.token)
+    monkeypatch.setenv("MLWATCH_SLACK_BASE_URL", server.base_url)
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="session")
+def airflow_db():
+    """Airflow's metadata database (SQLite) for dag.test()."""
+    from airflow.utils import db
+
+    db.resetdb()
+    return _AIRFLOW_HOME

@@ -1,0 +1,95 @@
+"""The `mlwatch` command line, run as a user runs it: exit codes, messages, read-only SQL."""
+
+import datetime as dt
+import json
+import os
+import subprocess
+import sys
+
+import duckdb
+import pytest
+
+from mlwatch import nightly
+from tests.helpers import toy_config, write_toy_day
+
+
+def mlwatch(*args, cwd, env=None):
+    return subprocess.run([sys.executable, "-m", "mlwatch.cli", *args], cwd=cwd, capture_output=True, text=True,
+                          env={**os.environ, **(env or {})}, timeout=600)
+
+
+@pytest.fixture(scope="module")
+def built(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("cli")
+    config = toy_config(folder)
+    for offset in range(5):
+        write_toy_day(config.landing, dt.date(2026, 3, 1) + dt.timedelta(days=offset))
+    nightly.backfill(config, dt.date(2026, 3, 1), dt.date(2026, 3, 5))
+    return config
+
+
+def test_sql_answers_in_every_format(built):
+    folder = built.source.rsplit("/", 1)[0]
+    query = "select model_name, count(*) as n from raw.predictions group by 1"
+    table = mlwatch("sql", query, cwd=folder)
+    assert table.returncode == 0 and "toy" in table.stdout and "2000" in table.stdout
+    assert mlwatch("sql", query, "--format", "csv", cwd=folder).stdout == "model_name,n\ntoy,2000\n"
+    assert json.loads(mlwatch("sql", query, "--format", "json", cwd=folder).stdout) == [{"model_name": "toy", "n": 2000}]
+
+
+@pytest.mark.parametrize("statement", [
+    "insert into raw.costs (model_name, component, cost_usd) values ('toy', 'x', 1)",
+    "delete from marts.performance",
+    "copy raw.predictions to '/tmp/leak.csv'",
+    "attach '/tmp/other.duckdb'",
+    "select 1; drop table raw.labels",
+])
+def test_sql_refuses_writes(built, statement):
+    folder = built.source.rsplit("/", 1)[0]
+    result = mlwatch("sql", statement, cwd=folder)
+    assert result.returncode == 2
+    assert "refused: `mlwatch sql` is read-only" in result.stderr
+    with duckdb.connect(str(built.warehouse), read_only=True) as con:
+        assert con.execute("SELECT count(*) FROM raw.labels").fetchone()[0] > 0
+
+
+def test_sql_while_a_job_writes_says_so(built):
+    folder = built.source.rsplit("/", 1)[0]
+    con = duckdb.connect(str(built.warehouse))   # a running job holds the file
+    try:
+        result = mlwatch("sql", "select 1", cwd=folder)
+    finally:
+        con.close()
+    assert result.returncode == 2
+    assert "being written by a running mlwatch job; try again when it finishes" in result.stderr
+
+
+def test_bad_usage_and_bad_configuration_exit_2(built, tmp_path):
+    folder = built.source.rsplit("/", 1)[0]
+    result = mlwatch("run", "--date", "yesterday", cwd=folder)
+    assert result.returncode == 2 and "--date must be a date as YYYY-MM-DD, got 'yesterday'" in result.stderr
+    assert mlwatch("run", cwd=folder).returncode == 2                       # --date is required
+    (tmp_path / "mlwatch.yml").write_text("models: {m: {task: classifier, reference: {start: 2026-01-01, end: 2026-01-02}}}")
+    result = mlwatch("run", "--date", "2026-03-01", cwd=tmp_path)
+    assert result.returncode == 2 and "models.m.task" in result.stderr and "'classifier'" in result.stderr
+
+
+def test_run_with_bad_data_exits_1_names_the_file_and_completes_the_night(tmp_path):
+    config = toy_config(tmp_path)
+    write_toy_day(config.landing, dt.date(2026, 3, 1))
+    bad = config.landing / "labels" / "dt=2026-03-02" / "broken.csv"
+    write_toy_day(config.landing, dt.date(2026, 3, 2))
+    bad.write_text("prediction_id,model_name,labeled_at\nx,toy,2026-03-02 10:00:00\n")
+    result = mlwatch("run", "--date", "2026-03-02", cwd=tmp_path)
+    assert result.returncode == 1
+    assert f"{bad}: column label is missing (rule: required column" in result.stderr
+    assert "the rest of the night completed" in result.stderr
+    with duckdb.connect(str(config.warehouse), read_only=True) as con:
+        assert con.execute("SELECT count(*) FROM marts.performance WHERE window_end = DATE '2026-03-02'").fetchone()[0] > 0
+
+
+def test_alerts_command_lists_the_alert_table(built):
+    folder = built.source.rsplit("/", 1)[0]
+    result = mlwatch("alerts", "--status", "open", cwd=folder)
+    assert result.returncode == 0 and "alert_id" in result.stdout
+    assert mlwatch("alerts", "--status", "bogus", cwd=folder).returncode == 2

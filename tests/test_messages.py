@@ -1,0 +1,141 @@
+"""Every message shape, rendered to Slack Block Kit, pinned by golden files.
+
+Set UPDATE_GOLDEN=1 to rewrite the files after an intended change, and review the diff.
+"""
+
+import datetime as dt
+import json
+import os
+from pathlib import Path
+
+import pytest
+
+from mlwatch.alerts import messages
+from mlwatch.alerts.candidate import alert_id
+from mlwatch.config import embedded_config_text, parse_config
+
+GOLDEN = Path(__file__).parent / "golden"
+NIGHT = dt.date(2026, 9, 12)
+
+
+@pytest.fixture(scope="module")
+def config(tmp_path_factory):
+    # The embedded demo configuration.
+    return parse_config(embedded_config_text(), source="<embedded>", base_dir=tmp_path_factory.mktemp("cwd"))
+
+
+def alert(kind, model, title, facts, *, severity="critical", playbook=None, version=None, segment=None,
+          value=None, first_seen=NIGHT, last_seen=NIGHT, status="open", resolved_on=None, **evidence):
+    key = f"{kind}|{model}|example"
+    return {"alert_id": alert_id(key, first_seen), "dedupe_key": key, "model_name": model, "kind": kind,
+            "severity": severity, "playbook": playbook, "title": title, "model_version": version,
+            "segment": segment, "segment_value": None, "metric": None, "value": value, "window_days": 7,
+            "reference_value": None, "ci_low": None, "ci_high": None, "since": first_seen - dt.timedelta(days=1),
+            "first_seen": first_seen, "last_seen": last_seen, "resolved_on": resolved_on, "status": status,
+            "evidence": json.dumps({"facts": facts, **evidence})}
+
+
+ALERTS = {
+    "performance_drop": alert(
+        "performance_drop", "card_fraud", "card_fraud: roc_auc 0.7791 is 3.4% worse than its reference 0.8067",
+        [["Model", "card_fraud"], ["How bad", "roc_auc 0.7791, 95% CI [0.7751, 0.7831] vs reference 0.8067 (7-day window)"],
+         ["Change", "3.4% worse (tolerance 2.0%)"], ["Evidence", "188,640 labeled predictions, label coverage 89.8%"]],
+        playbook="retrain"),
+    "performance_drop_after_release": alert(
+        "performance_drop_after_release", "card_fraud",
+        "card_fraud 1.5.0 (serving since 2026-08-31): roc_auc 0.7712 is 4.4% worse than the reference 0.8067",
+        [["Model", "card_fraud"], ["Version", "1.5.0, first served 2026-08-31, before it 1.4.0"],
+         ["How bad", "roc_auc 0.7712, 95% CI [0.7650, 0.7774] vs reference 0.8067 (7-day window)"]],
+        playbook="rollback", version="1.5.0", previous_version="1.4.0"),
+    "segment_performance_drop": alert(
+        "segment_performance_drop", "card_fraud",
+        "card_fraud 1.5.0, country=BR: roc_auc 0.7228 is 9.4% worse than the segment's reference 0.7980",
+        [["Model", "card_fraud"], ["Version", "1.5.0, serving since 2026-08-31 (before it 1.4.0)"],
+         ["Segment", "country = BR"], ["Significance", "p = 3e-12 after Benjamini-Hochberg over 36 segment tests tonight"]],
+        playbook="review", version="1.5.0", segment="country"),
+    "coverage_drop": alert(
+        "coverage_drop", "card_fraud", "card_fraud: critical feature account_age_days covers 65.5% of predictions (SLO 98.0%)",
+        [["Model", "card_fraud"], ["Feature", "account_age_days"], ["Why", "0.0% missing, 34.5% are the default -1.0"]],
+        playbook="data_incident",
+        command="mlwatch sql \"select * from marts.feature_coverage where model_name = 'card_fraud' "
+                "and feature = 'account_age_days' order by day desc limit 14\""),
+    "drift_with_impact": alert(
+        "drift_with_impact", "card_fraud", "card_fraud: __score__ drifted with impact on score",
+        [["Model", "card_fraud"], ["Feature", "__score__"], ["Drift", "ks 0.31 (1d), psi 0.52 (1d)"],
+         ["Impact", "the score moved with it (labels are not in yet)"]], severity="warning", playbook="review"),
+    "cost_over_budget": alert(
+        "cost_over_budget", "delivery_eta", "delivery_eta: cost per prediction $0.00368 is over its budget $0.00200",
+        [["Model", "delivery_eta"], ["How bad", "$0.00368 per prediction (budget $0.00200, usual $0.00123)"],
+         ["Breakdown", "gpu $45.01, compute $8.24, storage $1.46"]], playbook="right_size"),
+    "time_to_decision_breach": alert(
+        "time_to_decision_breach", "__pipeline__",
+        "Time to decision over its SLO for card_fraud, delivery_eta at feature_tier2: p95 up to 985 s",
+        [["card_fraud", "p95 985 s (SLO 300 s)"], ["delivery_eta", "p95 983 s (SLO 300 s)"],
+         ["Constraint", "feature_tier2: utilization 97.0%, queue growth +536 over the day"]],
+        playbook="constraint_review", models=["card_fraud", "delivery_eta"],
+        command="mlwatch sql \"select * from marts.constraint_ledger where day = DATE '2026-09-12' order by stage_order\""),
+    "data_loss": alert(
+        "data_loss", "card_fraud", "card_fraud: 0.14% of the input rows of 2026-09-12 were quarantined (SLO 0.10%)",
+        [["Model", "card_fraud"], ["How bad", "0.14% of input rows quarantined (SLO 0.10%)"],
+         ["predictions", "41 of 30,045 rows: duplicate:model_name/prediction_id (15), range:score (12)"]],
+        playbook="data_incident"),
+    "labels_stopped": alert(
+        "labels_stopped", "card_fraud", "card_fraud: labels stopped arriving: recent days are 2.0% labeled, 41.0% expected",
+        [["Model", "card_fraud"], ["How bad", "5 days of predictions 2.0% labeled where the reference period was 41.0% "
+                                                "at the same age"]], severity="warning", playbook="data_incident"),
+}
+
+
+def check(name: str, payload: dict) -> None:
+    path = GOLDEN / f"{name}.json"
+    text = json.dumps(payload, indent=1, sort_keys=True) + "\n"
+    if os.environ.get("UPDATE_GOLDEN"):
+        path.write_text(text)
+    assert path.exists(), f"no golden file {path.name}: run with UPDATE_GOLDEN=1 and review it"
+    assert json.loads(path.read_text()) == payload, f"{path.name} changed; review, then UPDATE_GOLDEN=1"
+
+
+@pytest.mark.parametrize("kind", sorted(ALERTS))
+def test_every_alert_kind_renders_as_pinned(config, kind):
+    message = messages.alert_opened(ALERTS[kind], config)
+    payload = messages.render_slack(message)
+    check(f"opened_{kind}", {"channel": message.channel, **payload})
+    text = json.dumps(payload)
+    assert ALERTS[kind]["title"][:60] in text and "Since" in text
+
+
+def test_rollback_command_names_the_previous_version(config):
+    message = messages.alert_opened(ALERTS["performance_drop_after_release"], config)
+    assert message.command == f"mlwatch rollback --model card_fraud --to 1.4.0 --reason '{ALERTS['performance_drop_after_release']['alert_id']}'"
+
+
+def test_pipeline_alerts_go_to_the_default_channel_and_models_to_theirs(config):
+    assert messages.alert_opened(ALERTS["time_to_decision_breach"], config).channel == "#ml-alerts"
+    assert messages.alert_opened(ALERTS["cost_over_budget"], config).channel == "#logistics-ml-alerts"
+    assert messages.alert_opened(ALERTS["coverage_drop"], config).owner == "@payments-ml-oncall"
+
+
+def test_update_resolved_and_digest_render_as_pinned(config):
+    held = dict(ALERTS["coverage_drop"], first_seen=NIGHT - dt.timedelta(days=2), last_seen=NIGHT)
+    check("update", messages.render_slack(messages.alert_update(held, config)))
+    resolved = dict(held, status="resolved", resolved_on=NIGHT + dt.timedelta(days=1))
+    message = messages.alert_resolved(resolved, config)
+    check("resolved", {**messages.render_slack(message), "thread_reply": messages.render_thread_reply(message)})
+    drift = alert("drift", "card_fraud", "card_fraud: session_length_s drifted (no measured impact)",
+                  [["Model", "card_fraud"], ["Feature", "session_length_s"], ["Drift", "ks 0.26 (7d), wasserstein 0.81 (7d)"],
+                   ["Impact", "no measured effect on the score or performance"]], severity="info", status="digest")
+    digest = messages.digest("#payments-ml-alerts", NIGHT, [drift], [ALERTS["labels_stopped"]], budget=10)
+    check("digest", messages.render_slack(digest))
+    assert "1 alert(s) over today's budget of 10" in digest.status
+
+
+def test_report_summary_renders_as_pinned():
+    summary = {"day": "2026-09-25", "models": 2, "slos_judged": 12, "slos_missed": ["card_fraud: time_to_decision_p95_s"],
+               "open_alerts": 1, "critical_alerts": 1, "digest_items": 1, "constraint": "feature_tier2"}
+    message = messages.report_summary("#ml-alerts", NIGHT, summary, "https://airflow.example/mlwatch/reports/daily/x.html")
+    payload = messages.render_slack(message)
+    check("report", {"channel": message.channel, **payload})
+    assert "<https://airflow.example/mlwatch/reports/daily/x.html|Open the daily report>" in json.dumps(payload)
+    calm = messages.report_summary("#ml-alerts", NIGHT, {**summary, "slos_missed": [], "open_alerts": 0,
+                                                         "critical_alerts": 0}, "file:///r.html")
+    assert calm.status == "All SLOs met, nothing open." and calm.severity == "info"

@@ -1,0 +1,178 @@
+"""marts.performance against scikit-learn and scipy on the same rows."""
+
+import datetime as dt
+
+import duckdb
+import pytest
+
+from mlwatch import nightly
+from tests import reference_metrics as ref
+from tests.conftest import SMALL_DEMO, TOP_COUNTRIES
+from tests.helpers import toy_config, write_toy_day
+
+RUN_DATE = SMALL_DEMO.end
+
+
+@pytest.fixture(scope="module")
+def built(demo_warehouse):
+    return demo_warehouse
+
+
+@pytest.fixture(scope="module")
+def fraud_rows(built):
+    return ref.labeled_rows(built.warehouse, "card_fraud", RUN_DATE, 30)
+
+
+@pytest.fixture(scope="module")
+def eta_rows(built):
+    return ref.labeled_rows(built.warehouse, "delivery_eta", RUN_DATE, 7)
+
+
+def stored(config, model, version, days, end, segment="__all__", value="__all__"):
+    with duckdb.connect(str(config.warehouse), read_only=True) as con:
+        rows = con.execute(
+            "SELECT metric, value, ci_low, ci_high, n_predictions, n_labeled, label_coverage, reference_value "
+            "FROM marts.performance WHERE model_name = ? AND model_version = ? AND window_days = ? "
+            "AND window_end = ? AND segment = ? AND segment_value = ?",
+            [model, version, days, end, segment, value]).fetchall()
+    return {r[0]: r[1:] for r in rows}
+
+
+def top_values(rows, column, start, end, k):
+    """The k most frequent values of a column over [start, end] (ties by value), independently."""
+    part = rows[(rows["day"] >= start) & (rows["day"] <= end)]
+    counts = part[column].value_counts()
+    ranked = sorted(counts.items(), key=lambda kv: (-kv[1], kv[0]))
+    return [value for value, _ in ranked[:k]]
+
+
+def compare(actual, expected):
+    assert set(actual) == set(expected)
+    for metric, (value, low, high) in expected.items():
+        assert_close(actual[metric][0], value, f"{metric} value")
+        assert_close(actual[metric][1], low, f"{metric} ci_low")
+        assert_close(actual[metric][2], high, f"{metric} ci_high")
+
+
+def assert_close(actual, expected, what):
+    assert actual == pytest.approx(expected, rel=1e-9, abs=1e-12), what
+
+
+@pytest.mark.parametrize("version, days, end", [
+    ("__all__", 7, dt.date(2026, 8, 20)),       # labels complete
+    ("1.5.0", 1, dt.date(2026, 8, 31)),         # canary day: a small slice of traffic
+    ("1.5.0", 30, dt.date(2026, 9, 29)),        # recent: most labels not in yet
+    ("__all__", 1, dt.date(2026, 9, 11)),       # feature outage day
+])
+def test_binary_metrics_equal_scikit_learn(built, fraud_rows, version, days, end):
+    rows = ref.window(fraud_rows, end, days, version)
+    expected = ref.binary(rows, weight_column="amount_usd")
+    actual = stored(built, "card_fraud", version, days, end)
+    assert set(actual) == set(expected)
+    for metric, (value, low, high) in expected.items():
+        got = actual[metric]
+        assert_close(got[0], value, f"{metric} value")
+        assert_close(got[1], low, f"{metric} ci_low")
+        assert_close(got[2], high, f"{metric} ci_high")
+        assert got[3] == len(rows) and got[4] == rows["label"].notna().sum()
+        assert_close(got[5], rows["label"].notna().mean(), "label_coverage")
+
+
+@pytest.mark.parametrize("days, end", [(30, dt.date(2026, 9, 29)), (1, dt.date(2026, 9, 1)), (7, dt.date(2026, 8, 7))])
+def test_regression_metrics_equal_scikit_learn(built, eta_rows, days, end):
+    rows = ref.window(eta_rows, end, days)
+    expected = ref.regression(rows)
+    actual = stored(built, "delivery_eta", "__all__", days, end)
+    assert set(actual) == {"mae", "rmse", "mape", "r2"}
+    for metric, (value, low, high) in expected.items():
+        assert_close(actual[metric][0], value, f"{metric} value")
+        assert_close(actual[metric][1], low, f"{metric} ci_low")
+        assert_close(actual[metric][2], high, f"{metric} ci_high")
+
+
+@pytest.mark.parametrize("version, days, end, country", [
+    ("1.5.0", 7, dt.date(2026, 9, 12), "BR"),       # the degraded segment of the new version
+    ("__all__", 30, dt.date(2026, 9, 29), "US"),
+    ("__all__", 7, dt.date(2026, 8, 14), "__other__"),
+])
+def test_segment_metrics_equal_scikit_learn(built, fraud_rows, version, days, end, country):
+    top = top_values(fraud_rows, "country", dt.date(2026, 8, 1), min(end, dt.date(2026, 8, 21)), TOP_COUNTRIES)
+    rows = ref.window(fraud_rows, end, days, version)
+    rows = rows[~rows["country"].isin(top)] if country == "__other__" else rows[rows["country"] == country]
+    assert len(rows) > 0
+    reference_rows = ref.window(fraud_rows, min(end, dt.date(2026, 8, 21)), (min(end, dt.date(2026, 8, 21)) - dt.date(2026, 8, 1)).days + 1)
+    reference_rows = (reference_rows[~reference_rows["country"].isin(top)] if country == "__other__"
+                      else reference_rows[reference_rows["country"] == country])
+    actual = stored(built, "card_fraud", version, days, end, "country", country)
+    compare(actual, ref.binary(rows, weight_column="amount_usd"))
+    assert_close(actual["roc_auc"][6], ref.binary(reference_rows, weight_column="amount_usd")["roc_auc"][0], "reference")
+
+
+def test_regression_segment_metrics_equal_scikit_learn(built, eta_rows):
+    rows = ref.window(eta_rows, dt.date(2026, 9, 20), 7)
+    compare(stored(built, "delivery_eta", "__all__", 7, dt.date(2026, 9, 20), "city", "SEA"),
+            ref.regression(rows[rows["city"] == "SEA"]))
+
+
+def test_segment_buckets_are_the_top_values_and_other(built, fraud_rows):
+    with duckdb.connect(str(built.warehouse), read_only=True) as con:
+        values = {r[0] for r in con.execute(
+            "SELECT DISTINCT segment_value FROM marts.performance WHERE model_name = 'card_fraud' "
+            "AND segment = 'country' AND window_end = DATE '2026-09-20'").fetchall()}
+    top = top_values(fraud_rows, "country", dt.date(2026, 8, 1), dt.date(2026, 8, 21), TOP_COUNTRIES)
+    assert values == set(top) | {"__other__"}
+
+
+def test_the_degraded_segment_of_the_new_version_is_visible(built):
+    """The demo's release incident: in BR, 1.5.0's interval lies below the reference."""
+    with duckdb.connect(str(built.warehouse), read_only=True) as con:
+        rows = con.execute(
+            "SELECT window_end, segment_value, ci_high < reference_value FROM marts.performance "
+            "WHERE model_name = 'card_fraud' AND model_version = '1.5.0' AND metric = 'roc_auc' AND window_days = 30 "
+            "AND segment = 'country' AND window_end IN (DATE '2026-09-20', DATE '2026-09-29') ORDER BY 1, 2").fetchall()
+    below = {(day, value) for day, value, is_below in rows if is_below}
+    assert below == {(dt.date(2026, 9, 20), "BR"), (dt.date(2026, 9, 29), "BR")}
+
+
+def test_reference_value_is_the_reference_period_known_by_the_window_end(built, fraud_rows, eta_rows):
+    full = ref.binary(ref.window(fraud_rows, dt.date(2026, 8, 21), 21), weight_column="amount_usd")
+    after = stored(built, "card_fraud", "1.5.0", 7, dt.date(2026, 9, 10))
+    assert_close(after["roc_auc"][6], full["roc_auc"][0], "reference after the period")
+    partial = ref.binary(ref.window(fraud_rows, dt.date(2026, 8, 10), 10), weight_column="amount_usd")
+    inside = stored(built, "card_fraud", "__all__", 1, dt.date(2026, 8, 10))
+    assert_close(inside["pr_auc"][6], partial["pr_auc"][0], "reference inside the period")
+    eta_reference = ref.regression(ref.window(eta_rows, dt.date(2026, 8, 21), 21))
+    assert_close(stored(built, "delivery_eta", "__all__", 7, dt.date(2026, 9, 20))["mae"][6],
+                 eta_reference["mae"][0], "regression reference")
+
+
+def test_no_labels_yet_give_null_not_noise(built):
+    # Labels arrive a day or more after the prediction: the last day has none yet.
+    actual = stored(built, "card_fraud", "__all__", 1, RUN_DATE)
+    assert actual["roc_auc"][4] == 0 and actual["roc_auc"][5] == 0
+    assert all(actual[m][:3] == (None, None, None) for m in actual if m != "positive_rate")
+    assert actual["positive_rate"][0] is not None  # needs no label
+
+
+def test_a_handful_of_labeled_rows_give_null(tmp_path):
+    config = toy_config(tmp_path)  # min_labeled_rows: 30
+    for offset in range(3):
+        write_toy_day(config.landing, dt.date(2026, 3, 1) + dt.timedelta(days=offset), n=20)
+    nightly.backfill(config, dt.date(2026, 3, 1), dt.date(2026, 3, 4))
+    with duckdb.connect(str(config.warehouse), read_only=True) as con:
+        rows = dict(con.execute(
+            "SELECT window_days, (value, n_labeled) FROM marts.performance WHERE metric = 'roc_auc' "
+            "AND window_end = DATE '2026-03-03' AND model_version = 'v1'").fetchall())
+    assert rows[1] == (None, 20)          # one day: 20 labeled rows, too few
+    assert rows[3][0] is not None and rows[3][1] == 60
+
+
+def test_windows_exist_for_every_day_with_data_and_none_before(built):
+    with duckdb.connect(str(built.warehouse), read_only=True) as con:
+        ends = con.execute("SELECT min(window_end), max(window_end), count(DISTINCT window_end) "
+                           "FROM marts.performance").fetchone()
+        duplicates = con.execute(
+            "SELECT count(*) FROM (SELECT model_name, model_version, window_days, window_end, segment, segment_value, "
+            "metric FROM marts.performance GROUP BY ALL HAVING count(*) > 1)").fetchone()[0]
+    assert ends == (SMALL_DEMO.start, RUN_DATE, SMALL_DEMO.days)
+    assert duplicates == 0

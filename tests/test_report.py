@@ -1,0 +1,150 @@
+"""The constraint ledger on the demo's stage saturation, mlwatch's own steps in it, and the
+daily report opened in a real headless browser (Debian's Chromium)."""
+
+import datetime as dt
+import re
+import shutil
+import subprocess
+
+import duckdb
+import numpy as np
+import pytest
+
+from mlwatch import report, self_measure
+from mlwatch.demo import incidents as inc
+from mlwatch.demo.generator import STAGES
+from mlwatch.warehouse import connect_reader
+from tests.conftest import REPO, SMALL_DEMO
+
+ARTIFACTS = REPO / "test-artifacts"
+SATURATED = inc.STAGE_SATURATION
+
+
+def query(config, sql, params=()):
+    with duckdb.connect(str(config.warehouse), read_only=True) as con:
+        cursor = con.execute(sql, list(params))
+        columns = [d[0] for d in cursor.description]
+        return [dict(zip(columns, row)) for row in cursor.fetchall()]
+
+
+def test_the_saturating_stage_is_the_constraint_on_the_injected_days_and_not_before(demo_warehouse):
+    constraints = {r["day"]: r for r in query(
+        demo_warehouse, "SELECT * FROM marts.constraint_ledger WHERE source = 'telemetry' AND is_constraint")}
+    assert sorted(constraints) == [SMALL_DEMO.day(i) for i in range(SMALL_DEMO.days)]   # one per day
+    for day, row in sorted(constraints.items()):
+        if SATURATED.first_day() <= day <= SATURATED.last_day():
+            assert (row["stage"], row["constraint_rule"]) == ("feature_tier2", "saturated"), day
+            assert row["peak_utilization"] >= 0.9 and row["queue_growth"] > 0
+            # Relieved, the constraint moves to the next slowest stage: tier 1, at 2 records/s.
+            assert row["next_constraint"] == "feature_tier1", day
+            assert row["relief_factor"] == pytest.approx(
+                constraints[SATURATED.first_day() - dt.timedelta(days=1)]["capacity_rps"] / row["capacity_rps"],
+                rel=0.02)
+            assert row["what_if_system_capacity_rps"] == pytest.approx(
+                min(row["capacity_rps"] * row["what_if_factor"], 2.0), rel=0.02)
+        else:
+            # Nothing saturates: the least headroom names tier 1 (2 workers x 1 s per record).
+            assert (row["stage"], row["constraint_rule"]) == ("feature_tier1", "least_headroom"), day
+            assert row["next_constraint"] == "feature_tier2"
+
+
+def test_ledger_numbers_follow_the_contract_formulas(demo_warehouse):
+    day = SATURATED.first_day() + dt.timedelta(days=1)
+    raw = query(demo_warehouse, "SELECT * FROM raw.stages WHERE _partition_date = ? ORDER BY stage, window_start",
+                [day])
+    ledger = {r["stage"]: r for r in query(
+        demo_warehouse, "SELECT * FROM marts.constraint_ledger WHERE day = ? AND source = 'telemetry'", [day])}
+    assert sorted(ledger) == sorted(STAGES)
+    for stage, (workers, _) in STAGES.items():
+        rows = [r for r in raw if r["stage"] == stage]
+        out = np.array([r["records_out"] for r in rows], dtype=float)
+        offered = np.array([r["records_in"] for r in rows], dtype=float)
+        busy = np.array([r["busy_seconds"] for r in rows], dtype=float)
+        seconds = np.array([r["window_seconds"] for r in rows], dtype=float)
+        queue = np.array([r["queue_depth"] for r in rows], dtype=float)
+        hours = np.array([r["window_start"].hour for r in rows])
+        row = ledger[stage]
+        assert row["capacity_rps"] == pytest.approx(out.sum() / busy.sum() * workers, rel=1e-12)
+        assert row["utilization"] == pytest.approx(busy.sum() / (seconds.sum() * workers), rel=1e-12)
+        assert row["throughput_rps"] == pytest.approx(out.sum() / seconds.sum(), rel=1e-12)
+        peak = max(busy[hours == h].sum() / (seconds[hours == h].sum() * workers) for h in set(hours))
+        assert row["peak_utilization"] == pytest.approx(peak, rel=1e-12)
+        assert row["peak_offered_rps"] == pytest.approx(
+            max(offered[hours == h].sum() / seconds[hours == h].sum() for h in set(hours)), rel=1e-12)
+        assert row["p95_latency_ms"] == pytest.approx(
+            np.percentile([r["p95_latency_ms"] for r in rows], 95), rel=1e-12)
+        assert (row["queue_depth"], row["queue_growth"]) == (queue.max(), queue.max() - queue[0])
+        failures: dict[str, int] = {}
+        for r in rows:
+            if r["failure_mode"]:
+                failures[r["failure_mode"]] = failures.get(r["failure_mode"], 0) + (r["failures"] or 0)
+        assert row["top_failure_mode"] == (max(sorted(failures), key=failures.get) if failures else None)
+
+
+def test_mlwatch_measures_its_own_night_in_the_same_ledger(demo_warehouse):
+    rows = query(demo_warehouse, "SELECT * FROM marts.constraint_ledger WHERE source = 'mlwatch' AND day = ? "
+                                 "ORDER BY stage_order", [SMALL_DEMO.end])
+    assert [r["stage"] for r in rows] == self_measure.STEPS
+    assert all(r["seconds"] > 0 for r in rows)
+    # The backfill read every row once: rows read = accepted + quarantined.
+    kept = " + ".join(f"(SELECT count(*) FROM {schema}.{feed})" for schema in ("raw", "quarantine")
+                      for feed in ("predictions", "labels", "costs", "stages"))
+    [ingest] = [r for r in rows if r["stage"] == "ingest"]
+    assert ingest["records_in"] == query(demo_warehouse, f"SELECT {kept} AS n")[0]["n"] > 0
+    [constraint] = [r for r in rows if r["is_constraint"]]
+    assert constraint["seconds"] == max(r["seconds"] for r in rows)
+    assert constraint["constraint_rule"] == "longest_step"
+    assert sum(r["utilization"] for r in rows) == pytest.approx(1.0)
+    second = sorted(rows, key=lambda r: -r["seconds"])[1]
+    assert constraint["next_constraint"] == second["stage"]
+
+
+def chromium() -> str:
+    found = shutil.which("chromium") or shutil.which("chromium-browser")
+    assert found, "Debian's chromium is missing: `make test` installs it (make browser)"
+    return found
+
+
+def open_in_browser(url: str, screenshot=None) -> tuple[str, list[str]]:
+    """The DOM after the page's scripts ran, and every console message the page logged."""
+    flags = [chromium(), "--headless", "--no-sandbox", "--disable-gpu", "--hide-scrollbars",
+             "--enable-logging=stderr", "--v=0", "--virtual-time-budget=15000", "--window-size=1400,7000"]
+    done = subprocess.run([*flags, "--dump-dom", url], capture_output=True, text=True, timeout=180)
+    assert done.returncode == 0, done.stderr[-2000:]
+    console = [line for line in done.stderr.splitlines() if ":CONSOLE" in line]
+    if screenshot:
+        shot = subprocess.run([*flags, f"--screenshot={screenshot}", url], capture_output=True, text=True,
+                              timeout=180)
+        assert shot.returncode == 0 and screenshot.stat().st_size > 50_000, shot.stderr[-2000:]
+    return done.stdout, console
+
+
+def test_the_browser_check_sees_a_broken_page(tmp_path):
+    page = tmp_path / "broken.html"
+    page.write_text('<div class="js-plotly-plot"></div><script>missingFunction();</script>')
+    dom, console = open_in_browser(page.as_uri())
+    assert 'class="js-plotly-plot"' in dom
+    assert any("missingFunction is not defined" in line for line in console)
+
+
+def test_the_daily_report_renders_in_headless_chromium(demo_warehouse):
+    day = SMALL_DEMO.end                 # the backfill's night: its alerts are open, tier 2 saturates
+    assert SATURATED.first_day() <= day <= SATURATED.last_day()
+    with connect_reader(demo_warehouse.warehouse) as con:
+        written = report.write(con, demo_warehouse, day)
+    assert written.path == demo_warehouse.reports / "daily" / f"{day}.html"
+    assert written.charts >= 15       # 6 per model, 3 for the pipeline
+    ARTIFACTS.mkdir(exist_ok=True)
+    dom, console = open_in_browser(written.path.as_uri(), screenshot=ARTIFACTS / f"report-{day}.png")
+    assert console == []
+    # Plotly drew every chart: each div became a plot with its SVG.
+    assert len(re.findall(r'class="plotly-graph-div js-plotly-plot"', dom)) == written.charts
+    assert dom.count('class="main-svg"') >= 2 * written.charts
+    # The ledger table highlights the constraint, and the page names it.
+    assert re.search(r'<tr class="constraint"><td>feature_tier2</td>', dom)
+    assert "The constraint on" in dom and "<b>feature_tier2</b>" in dom
+    # The open alerts carry their playbooks.
+    assert "Time to decision over its SLO" in dom and "Playbook:" in dom
+    assert written.summary["constraint"] == "feature_tier2"
+    index = (demo_warehouse.reports / "index.html").read_text()
+    assert f'href="daily/{day}.html"' in index

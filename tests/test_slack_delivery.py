@@ -1,0 +1,128 @@
+"""Delivery through the real slack-sdk client to a local server speaking the Slack Web API."""
+
+import datetime as dt
+import json
+import logging
+import time
+
+import duckdb
+import pytest
+
+from mlwatch.alerts import delivery, lifecycle
+from mlwatch.alerts.candidate import Candidate
+from mlwatch.ingest import ensure_tables
+from mlwatch.warehouse import connect_writer
+from tests.helpers import toy_config
+from tests.slack_server import FakeSlack
+
+NIGHT = dt.date(2026, 3, 12)
+
+
+def candidate(key="performance_drop|toy|roc_auc|3d"):
+    return Candidate(kind="performance_drop", model_name="toy", dedupe_key=key, severity="critical",
+                     title="toy: roc_auc 0.5000 is 40.0% worse than its reference 0.8300 (tolerance 5.0%)",
+                     run_date=NIGHT, since=dt.date(2026, 3, 11), model_version="__all__", segment="__all__",
+                     segment_value="__all__", metric="roc_auc", window_days=3, value=0.5, reference_value=0.83,
+                     ci_low=0.46, ci_high=0.54,
+                     evidence={"relative_degradation": 0.4, "tolerance": 0.05, "n_labeled": 800, "label_coverage": 0.66})
+
+
+@pytest.fixture
+def config(tmp_path):
+    config = toy_config(tmp_path)
+    with connect_writer(config.warehouse) as con:
+        ensure_tables(con, config)
+        lifecycle.apply(con, config, NIGHT, [candidate(), candidate("performance_drop|toy|roc_auc|1d")])
+    return config
+
+
+def notify(config):
+    with connect_writer(config.warehouse) as con:
+        delivery.enqueue(con, config, NIGHT)
+        return delivery.deliver(con, config)
+
+
+def outbox(config):
+    with duckdb.connect(str(config.warehouse), read_only=True) as con:
+        return con.execute("SELECT message_id, status, attempts, slack_ts, last_error FROM ops.outbox "
+                           "ORDER BY message_id").fetchall()
+
+
+def test_each_new_alert_is_posted_once_with_its_blocks(config, fake_slack, caplog):
+    caplog.set_level(logging.DEBUG)
+    result = notify(config)
+    assert len(result.sent) == 2 and result.failed == []
+    posts = fake_slack.posts()
+    assert [p["channel"] for p in posts] == ["#toy-alerts", "#toy-alerts"]
+    blocks = posts[0]["blocks"] if isinstance(posts[0]["blocks"], list) else json.loads(posts[0]["blocks"])
+    assert blocks[0]["type"] == "header" and "roc_auc" in blocks[0]["text"]["text"]
+    assert any("95% CI [0.4600, 0.5400]" in f["text"] for b in blocks if b["type"] == "section" for f in b.get("fields", []))
+    metadata = posts[0]["metadata"] if isinstance(posts[0]["metadata"], dict) else json.loads(posts[0]["metadata"])
+    assert metadata["event_payload"]["message_id"].endswith(":opened")
+    # Slack allows about one message per second per channel.
+    stamps = [r.at for r in fake_slack.requests if r.method == "chat.postMessage"]
+    assert stamps[1] - stamps[0] >= 0.95
+    assert [row[1] for row in outbox(config)] == ["sent", "sent"]
+    assert notify(config).queued == 0 and len(fake_slack.posts()) == 2   # nothing twice
+    assert fake_slack.token not in caplog.text
+
+
+def test_rate_limit_is_retried_after_the_delay_slack_asks_for(config, fake_slack):
+    fake_slack.failures = [("429", 2)]
+    started = time.monotonic()
+    result = notify(config)
+    assert len(result.sent) == 2
+    assert time.monotonic() - started >= 2
+    assert len(fake_slack.posts()) == 3      # the refused request, then both messages
+
+
+def test_server_errors_are_retried(config, fake_slack):
+    fake_slack.failures = [("500", None), ("500", None)]
+    result = notify(config)
+    assert len(result.sent) == 2 and result.failed == []
+
+
+def test_a_slack_outage_loses_nothing_and_sends_nothing_twice(config, monkeypatch):
+    down = FakeSlack().start()
+    monkeypatch.setenv("MLWATCH_SLACK_TOKEN", down.token)
+    monkeypatch.setenv("MLWATCH_SLACK_BASE_URL", down.base_url)
+    down.stop()                              # Slack is unreachable
+    result = notify(config)
+    assert result.sent == [] and len(result.failed) == 2
+    assert [(r[1], r[2]) for r in outbox(config)] == [("pending", 1), ("pending", 1)]
+    assert all(r[4] for r in outbox(config))
+
+    back = FakeSlack().start()               # Slack is back
+    monkeypatch.setenv("MLWATCH_SLACK_BASE_URL", back.base_url)
+    try:
+        result = notify(config)
+        assert len(result.sent) == 2
+        assert notify(config).sent == []
+        assert len(back.posts()) == 2
+        assert [r[1] for r in outbox(config)] == ["sent", "sent"]
+    finally:
+        back.stop()
+
+
+def test_the_airflow_connection_names_token_and_endpoint(config, monkeypatch):
+    server = FakeSlack(token="xoxb-from-airflow-connection").start()
+    monkeypatch.setenv("AIRFLOW_CONN_SLACK_API_DEFAULT", json.dumps(
+        {"conn_type": "slack", "password": server.token, "extra": {"base_url": server.base_url}}))
+    try:
+        result = notify(config)
+        assert len(result.sent) == 2 and "Airflow connection slack_api_default" in result.target
+        assert all(r.headers["Authorization"] == f"Bearer {server.token}" for r in server.requests)
+    finally:
+        server.stop()
+
+
+def test_without_slack_messages_go_to_the_local_outbox_once(config):
+    result = notify(config)
+    assert len(result.kept_local) == 2 and result.sent == []
+    lines = (config.reports / "outbox.jsonl").read_text().splitlines()
+    assert len(lines) == 2 and json.loads(lines[0])["channel"] == "#toy-alerts"
+    notify(config)
+    assert len((config.reports / "outbox.jsonl").read_text().splitlines()) == 2
+    with duckdb.connect(str(config.warehouse), read_only=True) as con:
+        assert con.execute("SELECT count(*) FROM marts.alerts WHERE notified_at IS NOT NULL "
+                           "AND slack_channel = '#toy-alerts'").fetchone()[0] == 2
