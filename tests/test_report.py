@@ -99,6 +99,27 @@ def test_mlwatch_measures_its_own_night_in_the_same_ledger(demo_warehouse):
     assert constraint["next_constraint"] == second["stage"]
 
 
+def test_a_step_that_fails_is_in_the_ledger_with_its_error(tmp_path, monkeypatch):
+    from mlwatch import nightly
+    from mlwatch.alerts import rules
+    from tests.helpers import toy_config
+
+    config = toy_config(tmp_path)
+    night = dt.date(2026, 3, 20)
+
+    def broken(con, config, run_date):
+        raise RuntimeError("rule crashed\nsecond line")
+
+    monkeypatch.setattr(rules, "evaluate", broken)
+    with pytest.raises(RuntimeError, match="rule crashed"):
+        nightly.step_alerts(config, night)
+    nightly.step_notify(config, night)
+    runs = query(config, "SELECT step, status, error, seconds FROM ops.step_runs ORDER BY step")
+    assert [(r["step"], r["status"], r["error"]) for r in runs] == [
+        ("alerting", "failed", "RuntimeError: rule crashed"), ("notify", "ok", None)]
+    assert all(r["seconds"] > 0 for r in runs)
+
+
 def chromium() -> str:
     found = shutil.which("chromium") or shutil.which("chromium-browser")
     assert found, "Debian's chromium is missing: `make test` installs it (make browser)"

@@ -87,12 +87,9 @@ def step_drift(config: Config, run_date: dt.date, first_window_end: dt.date | No
 
     with connect_writer(config.warehouse) as con:
         ingest.ensure_tables(con, config)
-        try:
-            with self_measure.measuring() as measured:
-                rows = measured.rows = compute.run(con, config, run_date, first_window_end or run_date)
-                measured.rows += feature_value.run(con, config, run_date, first_window_end or run_date)
-        finally:
-            self_measure.record(con, run_date, "statistics", measured)
+        with self_measure.recorded(con, run_date, "statistics") as measured:
+            rows = measured.rows = compute.run(con, config, run_date, first_window_end or run_date)
+            measured.rows += feature_value.run(con, config, run_date, first_window_end or run_date)
     _say(progress, f"drift {run_date}: {rows:,} statistics")
     return rows
 
@@ -131,7 +128,7 @@ def step_alerts(config: Config, run_date: dt.date, *, progress: Progress | None 
     """Evaluate the rules, move the alert lifecycle on, and record the governance actions they call for."""
     from mlwatch import governance
 
-    with connect_writer(config.warehouse) as con, self_measure.measuring() as measured:
+    with connect_writer(config.warehouse) as con, self_measure.recorded(con, run_date, "alerting") as measured:
         lifecycle.ensure_tables(con)
         governance.ensure_tables(con)
         candidates = rules.evaluate(con, config, run_date)
@@ -145,8 +142,6 @@ def step_alerts(config: Config, run_date: dt.date, *, progress: Progress | None 
             if playbook and playbook.action == "retrain":
                 governance.request_retrain(con, alert)
         decisions = governance.record_gate_decisions(con, config, run_date) if not result.skipped else []
-        measured.seconds = measured.elapsed()
-        self_measure.record(con, run_date, "alerting", measured)
     _say(progress, f"alerts {run_date}: {len(result.opened)} opened, {len(result.updated)} still open, "
                    f"{len(result.resolved)} resolved, {len(result.suppressed)} explained by another alert"
                    + (" (lifecycle already past this night)" if result.skipped else ""))
@@ -156,13 +151,11 @@ def step_alerts(config: Config, run_date: dt.date, *, progress: Progress | None 
 
 
 def step_notify(config: Config, run_date: dt.date, *, progress: Progress | None = None) -> delivery.DeliveryResult:
-    with connect_writer(config.warehouse) as con, self_measure.measuring() as measured:
+    with connect_writer(config.warehouse) as con, self_measure.recorded(con, run_date, "notify") as measured:
         lifecycle.ensure_tables(con)
         delivery.enqueue(con, config, run_date)
         result = delivery.deliver(con, config)
         measured.rows = len(result.sent) + len(result.kept_local) + len(result.failed)
-        measured.seconds = measured.elapsed()
-        self_measure.record(con, run_date, "notify", measured)
     if result.kept_local:
         _say(progress, f"notify: Slack is not configured; {len(result.kept_local)} message(s) written to "
                        f"{config.reports / 'outbox.jsonl'}")
@@ -186,13 +179,11 @@ def step_report(config: Config, run_date: dt.date, *, progress: Progress | None 
     """Write the day's HTML report and post its summary with a link (once per night)."""
     from mlwatch import report
 
-    with connect_writer(config.warehouse) as con, self_measure.measuring() as measured:
+    with connect_writer(config.warehouse) as con, self_measure.recorded(con, run_date, "reporting") as measured:
         written = report.write(con, config, run_date)
         delivery.enqueue_report(con, config, run_date, written.summary, report_link(config, written.path))
         sent = delivery.deliver(con, config)
         measured.rows = written.charts
-        measured.seconds = measured.elapsed()
-        self_measure.record(con, run_date, "reporting", measured)
     _say(progress, f"report {run_date}: {written.path} ({written.charts} charts)")
     if sent.kept_local:
         _say(progress, f"report: summary written to {config.reports / 'outbox.jsonl'} (Slack is not configured)")

@@ -60,6 +60,16 @@ def measuring() -> Iterator[Measurement]:
         measurement.seconds = measurement.elapsed()
 
 
+@contextlib.contextmanager
+def recorded(con: duckdb.DuckDBPyConnection, run_date: dt.date, step: str, part: str = "") -> Iterator[Measurement]:
+    """Time the block and record it, also when it fails: the ledger then shows the step's error."""
+    try:
+        with measuring() as measurement:
+            yield measurement
+    finally:
+        record(con, run_date, step, measurement, part)
+
+
 def record(con: duckdb.DuckDBPyConnection, run_date: dt.date, step: str, measurement: Measurement,
            part: str = "") -> None:
     """Keep the step's measurement (a rerun replaces it) and refresh the night's ledger rows."""
