@@ -66,6 +66,9 @@ class PerformanceSLO(_Strict):
     min_labeled: int = Field(default=200, ge=1)
     window_days: int | None = Field(default=None, ge=1, description="window the rule judges; default: 7 if configured, else the largest")
     segment_p_value: float = Field(default=0.01, gt=0, lt=1, description="segment drops: after Benjamini-Hochberg")
+    resolve_after_days: int = Field(
+        default=3, ge=1, description="a performance alert resolves after this many nights in a row without its "
+                                     "condition (a noisy window that dips back under the test keeps its alert)")
 
 
 class SLOs(_Strict):

@@ -1,7 +1,9 @@
 """marts.alerts: one row per alert, kept across nights.
 
 A condition that holds again the next night updates its alert (last_seen) instead of
-opening a new one; an open alert whose condition no longer holds is resolved. Kinds
+opening a new one; an open alert whose condition no longer holds is resolved (a
+performance alert only after slos.performance.resolve_after_days clear nights: see
+_resolves). Kinds
 that a model routes to the 'digest' playbook are recorded with status 'digest' and
 never page. A condition another alert explains (rules.correlate) keeps its alert open
 if it has one, and opens none. A rerun of the night gives the same table; a rerun of an older night,
@@ -18,6 +20,7 @@ from dataclasses import dataclass, field
 import duckdb
 
 from mlwatch.alerts.candidate import Candidate, alert_id
+from mlwatch.alerts.rules import PERFORMANCE_KINDS
 from mlwatch.config import PLAYBOOK_DIGEST, Config
 
 log = logging.getLogger(__name__)
@@ -100,20 +103,39 @@ def apply(con: duckdb.DuckDBPyConnection, config: Config, run_date: dt.date,
     try:
         for candidate in candidates:
             _upsert(con, config, candidate, result)
-        keys = [c.dedupe_key for c in candidates]  # suppressed ones too: the condition still holds
-        resolved = con.execute(
-            "UPDATE marts.alerts SET status = 'resolved', resolved_on = ? "
-            "WHERE status IN ('open', 'digest') AND first_seen <= ? AND NOT list_contains(?, dedupe_key) "
-            "RETURNING alert_id",
-            [run_date, run_date, keys],
-        ).fetchall()
-        result.resolved = sorted(r[0] for r in resolved)
+        keys = {c.dedupe_key for c in candidates}  # suppressed ones too: the condition still holds
+        cleared = [a for a in _active(con, run_date) if a["dedupe_key"] not in keys]
+        result.resolved = sorted(a["alert_id"] for a in cleared if _resolves(config, a, run_date))
+        con.execute("UPDATE marts.alerts SET status = 'resolved', resolved_on = ? WHERE list_contains(?, alert_id)",
+                    [run_date, result.resolved])
         con.execute("INSERT OR IGNORE INTO ops.alert_nights VALUES (?)", [run_date])
         con.execute("COMMIT")
     except Exception:
         con.execute("ROLLBACK")
         raise
     return result
+
+
+def _active(con: duckdb.DuckDBPyConnection, run_date: dt.date) -> list[dict]:
+    cursor = con.execute("SELECT alert_id, dedupe_key, model_name, kind, last_seen FROM marts.alerts "
+                         "WHERE status IN ('open', 'digest') AND first_seen <= ?", [run_date])
+    columns = [d[0] for d in cursor.description]
+    return [dict(zip(columns, row)) for row in cursor.fetchall()]
+
+
+def _resolves(config: Config, alert: dict, run_date: dt.date) -> bool:
+    """Whether an alert whose condition did not hold tonight is resolved.
+
+    A statistical performance test judged on a trailing window with labels still arriving
+    can dip under its threshold for a night while the drop is real; resolving then and
+    opening a new alert the next night is the flapping on-call learns to ignore. Those
+    alerts resolve after slos.performance.resolve_after_days clear nights in a row; an
+    SLO breach (coverage, cost, data loss, time to decision) resolves the first clear night.
+    """
+    model = config.models.get(alert["model_name"])
+    if alert["kind"] not in PERFORMANCE_KINDS or model is None:
+        return True
+    return (run_date - alert["last_seen"]).days >= model.slos.performance.resolve_after_days
 
 
 def _upsert(con: duckdb.DuckDBPyConnection, config: Config, c: Candidate, result: LifecycleResult) -> None:

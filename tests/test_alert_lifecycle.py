@@ -1,0 +1,84 @@
+"""The alert lifecycle night by night: a noisy performance test does not flap, an SLO breach
+resolves the night it clears, and a rerun changes nothing."""
+
+import datetime as dt
+from dataclasses import replace
+
+import duckdb
+
+from mlwatch.alerts import lifecycle
+from mlwatch.alerts.candidate import Candidate
+from mlwatch.ingest import ensure_tables
+from mlwatch.warehouse import connect_writer
+from tests.helpers import toy_config
+
+FIRST = dt.date(2026, 3, 12)
+DROP = Candidate(kind="performance_drop", model_name="toy", dedupe_key="performance_drop|toy|roc_auc|3d",
+                 severity="warning", title="toy: roc_auc dropped", run_date=FIRST, metric="roc_auc")
+COVERAGE = Candidate(kind="coverage_drop", model_name="toy", dedupe_key="coverage_drop|toy|amount",
+                     severity="critical", title="toy: amount coverage dropped", run_date=FIRST)
+
+
+def replay(config, nights: dict[int, list[Candidate]], last: int) -> list[lifecycle.LifecycleResult]:
+    """Apply the candidates of night FIRST + i for i in 0..last (nights missing from `nights` are clear)."""
+    results = []
+    with connect_writer(config.warehouse) as con:
+        ensure_tables(con, config)
+        for i in range(last + 1):
+            night = FIRST + dt.timedelta(days=i)
+            found = [replace(c, run_date=night) for c in nights.get(i, [])]
+            results.append(lifecycle.apply(con, config, night, found))
+    return results
+
+
+def alerts(config) -> list[tuple]:
+    with duckdb.connect(str(config.warehouse), read_only=True) as con:
+        return con.execute("SELECT kind, status, first_seen, last_seen, resolved_on FROM marts.alerts "
+                           "ORDER BY kind, first_seen").fetchall()
+
+
+def day(i: int) -> dt.date:
+    return FIRST + dt.timedelta(days=i)
+
+
+def test_a_performance_alert_that_dips_under_its_test_for_a_night_or_two_stays_one_alert(tmp_path):
+    config = toy_config(tmp_path)
+    assert config.models["toy"].slos.performance.resolve_after_days == 3
+    # Holds on nights 0, 1, 3, 5 and 6 (clear on 2 and 4), then clear from night 7 on.
+    results = replay(config, {i: [DROP] for i in (0, 1, 3, 5, 6)}, last=9)
+    assert alerts(config) == [("performance_drop", "resolved", day(0), day(6), day(9))]
+    assert [len(r.opened) for r in results] == [1, 0, 0, 0, 0, 0, 0, 0, 0, 0]
+    assert [len(r.resolved) for r in results] == [0] * 9 + [1]
+
+
+def test_a_drop_back_after_it_resolved_is_a_new_alert(tmp_path):
+    config = toy_config(tmp_path)
+    replay(config, {0: [DROP], 4: [DROP]}, last=4)
+    assert alerts(config) == [("performance_drop", "resolved", day(0), day(0), day(3)),
+                              ("performance_drop", "open", day(4), day(4), None)]
+
+
+def test_an_slo_breach_resolves_the_first_clear_night(tmp_path):
+    config = toy_config(tmp_path)
+    replay(config, {0: [COVERAGE, DROP], 1: [COVERAGE]}, last=2)
+    assert alerts(config) == [("coverage_drop", "resolved", day(0), day(1), day(2)),
+                              ("performance_drop", "open", day(0), day(0), None)]
+
+
+def test_the_grace_period_is_configurable(tmp_path):
+    def one_night(data):
+        data["models"]["toy"]["slos"]["performance"]["resolve_after_days"] = 1
+
+    config = toy_config(tmp_path, edit=one_night)
+    replay(config, {0: [DROP], 2: [DROP]}, last=2)
+    assert [a[1:] for a in alerts(config)] == [("resolved", day(0), day(0), day(1)), ("open", day(2), day(2), None)]
+
+
+def test_a_rerun_of_the_night_changes_nothing(tmp_path):
+    config = toy_config(tmp_path)
+    replay(config, {0: [DROP, COVERAGE]}, last=3)
+    before = alerts(config)
+    with connect_writer(config.warehouse) as con:
+        again = lifecycle.apply(con, config, day(3), [])
+    assert alerts(config) == before
+    assert (again.opened, again.resolved) == ([], [])
