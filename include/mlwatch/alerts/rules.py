@@ -178,7 +178,13 @@ def performance_drop_after_release(con: duckdb.DuckDBPyConnection, config: Confi
 
 
 def segment_performance_drop(con: duckdb.DuckDBPyConnection, config: Config, run_date: dt.date) -> list[Candidate]:
-    """A segment of a serving version is worse than the segment's reference, after multiple-testing control."""
+    """Segments of a serving version are worse than their references, after multiple-testing control.
+
+    One alert per model version: segment columns overlap (a drop in country=BR also
+    lowers device_type=web, since web traffic includes BR), so the version's most degraded
+    significant segment is named and the others are listed in the evidence, rather than
+    paging once per column the same rows fall into.
+    """
     found = []
     for name, model in sorted(config.models.items()):
         if not model.segments:
@@ -189,27 +195,30 @@ def segment_performance_drop(con: duckdb.DuckDBPyConnection, config: Config, run
                  and row["n_labeled"] >= model.slos.performance.min_labeled]
         adjusted = benjamini_hochberg([p for _, p in tests])
         alpha = model.slos.performance.segment_p_value
-        breaches: dict[tuple[str, str], tuple[dict, float, float]] = {}
+        by_version: dict[str, list[tuple[dict, float, float]]] = {}
         for (row, _), q in zip(tests, adjusted):
             degradation = _degradation(model, row)
-            if degradation is None or q >= alpha:
-                continue
-            key = (row["segment"], row["segment_value"])
-            if key not in breaches or degradation > breaches[key][1]:
-                breaches[key] = (row, degradation, q)
+            if degradation is not None and q < alpha:
+                by_version.setdefault(row["model_version"], []).append((row, degradation, q))
         releases = _releases(con, name, run_date)
-        for (segment, value), (row, degradation, q) in sorted(breaches.items()):
+        for version, breaches in sorted(by_version.items()):
+            breaches.sort(key=lambda b: (-b[1], b[0]["segment"], b[0]["segment_value"]))
+            (row, degradation, q), others = breaches[0], breaches[1:]
+            segment, value = row["segment"], row["segment_value"]
             history = _performance_rows(con, name, model, run_date, "model_version = ? AND segment = ? AND "
-                                        "segment_value = ?", [row["model_version"], segment, value])
-            version = row["model_version"]
+                                        "segment_value = ?", [version, segment, value])
             release = f", serving since {releases[version][0]} (before it {releases[version][1]})" \
                 if version in releases else ""
+            also = [("Also below reference", "; ".join(
+                f"{o['segment']}={o['segment_value']} {o['metric']} {o['value']:.4f} ({_pct(d)} worse, p = {oq:.2g})"
+                for o, d, oq in others))] if others else []
             found.append(Candidate(
                 kind="segment_performance_drop", model_name=name,
-                dedupe_key=f"segment_performance_drop|{name}|{segment}={value}",
+                dedupe_key=f"segment_performance_drop|{name}|{version}",
                 severity="critical" if degradation >= 2 * model.slos.performance.max_relative_drop else "warning",
                 title=(f"{name} {version}, {segment}={value}: {row['metric']} {row['value']:.4f} is "
-                       f"{_pct(degradation)} worse than the segment's reference {row['reference_value']:.4f}"),
+                       f"{_pct(degradation)} worse than the segment's reference {row['reference_value']:.4f}"
+                       + (f" (and {len(others)} more segment{'s' if len(others) > 1 else ''})" if others else "")),
                 run_date=run_date, since=_streak_start(history, lambda r: _degradation(model, r) is not None),
                 model_version=version, segment=segment, segment_value=value, metric=row["metric"],
                 window_days=model.alert_window_days, value=row["value"], reference_value=row["reference_value"],
@@ -218,8 +227,10 @@ def segment_performance_drop(con: duckdb.DuckDBPyConnection, config: Config, run
                                     ("Segment", f"{segment} = {value}"),
                                     *_performance_facts(model, row, degradation),
                                     ("Significance", f"p = {q:.2g} after Benjamini-Hochberg over {len(tests)} "
-                                                     "segment tests tonight")],
+                                                     "segment tests tonight"),
+                                    *also],
                           "adjusted_p_value": q, "relative_degradation": round(degradation, 6),
+                          "segments": [f"{o['segment']}={o['segment_value']}" for o, _, _ in breaches],
                           "previous_version": releases.get(version, (None, None))[1]},
             ))
     return found

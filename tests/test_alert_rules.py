@@ -1,0 +1,77 @@
+"""The segment rule on hand-made marts.performance rows: one alert per version, naming the
+most degraded significant segment and listing the others it overlaps with."""
+
+import datetime as dt
+
+import duckdb
+import pytest
+
+from mlwatch.alerts import rules
+from tests.helpers import toy_config
+
+NIGHT = dt.date(2026, 3, 20)
+COLUMNS = ("model_version", "segment", "segment_value", "value", "ci_low", "ci_high", "reference_value", "n_labeled")
+
+
+def with_segments(data):
+    data["models"]["toy"]["segments"] = ["country", "device_type"]
+
+
+@pytest.fixture
+def warehouse(tmp_path):
+    config = toy_config(tmp_path, edit=with_segments)
+    config.warehouse.parent.mkdir(parents=True)
+    with duckdb.connect(str(config.warehouse)) as con:
+        con.execute("CREATE SCHEMA marts; CREATE SCHEMA raw")
+        con.execute("CREATE TABLE marts.performance (model_name VARCHAR, model_version VARCHAR, segment VARCHAR, "
+                    "segment_value VARCHAR, window_end DATE, window_days INTEGER, metric VARCHAR, value DOUBLE, "
+                    "ci_low DOUBLE, ci_high DOUBLE, reference_value DOUBLE, n_labeled BIGINT, label_coverage DOUBLE)")
+        con.execute("CREATE TABLE raw.predictions AS SELECT * FROM (VALUES "
+                    "('toy', '1.0', TIMESTAMP '2026-02-01 10:00', DATE '2026-02-01'), "
+                    "('toy', '2.0', TIMESTAMP '2026-03-15 10:00', DATE '2026-03-15')) "
+                    "AS t(model_name, model_version, predicted_at, _partition_date)")
+    return config
+
+
+def add(config, *rows, night=NIGHT):
+    with duckdb.connect(str(config.warehouse)) as con:
+        for row in rows:
+            con.execute("INSERT INTO marts.performance VALUES ('toy', ?, ?, ?, ?, 3, 'roc_auc', ?, ?, ?, ?, ?, 0.5)",
+                        [row[0], row[1], row[2], night, *row[3:]])
+
+
+def segment_alerts(config, night=NIGHT):
+    with duckdb.connect(str(config.warehouse), read_only=True) as con:
+        return rules.segment_performance_drop(con, config, night)
+
+
+def test_one_alert_per_version_names_the_worst_segment_and_lists_the_overlapping_ones(warehouse):
+    add(warehouse,
+        ("2.0", "country", "BR", 0.70, 0.66, 0.74, 0.82, 2000),     # the source of the drop
+        ("2.0", "country", "US", 0.82, 0.80, 0.84, 0.82, 5000),
+        ("2.0", "device_type", "web", 0.76, 0.73, 0.79, 0.82, 3000),  # web traffic includes BR's
+        ("2.0", "device_type", "ios", 0.815, 0.80, 0.83, 0.82, 4000),
+        ("2.0", "device_type", "android", 0.80, 0.76, 0.84, 0.82, 900),   # 2.4% worse, CI holds the reference
+        ("1.0", "country", "BR", 0.81, 0.79, 0.83, 0.82, 1000))
+    [alert] = segment_alerts(warehouse)
+    assert alert.dedupe_key == "segment_performance_drop|toy|2.0"
+    assert (alert.model_version, alert.segment, alert.segment_value) == ("2.0", "country", "BR")
+    assert alert.evidence["segments"] == ["country=BR", "device_type=web"]
+    assert alert.title.endswith("(and 1 more segment)")
+    facts = dict(alert.evidence["facts"])
+    assert facts["Also below reference"].startswith("device_type=web roc_auc 0.7600 (7.3% worse")
+    assert "over 6 segment tests" in facts["Significance"]
+    assert "serving since 2026-03-15 (before it 1.0)" in facts["Version"]
+
+
+def test_a_drop_the_multiple_testing_control_does_not_support_raises_nothing(warehouse):
+    # 6.1% worse and the interval excludes the reference (one-sided p 0.008), but over two
+    # tests Benjamini-Hochberg gives q 0.017, not under 0.01.
+    add(warehouse, ("2.0", "country", "BR", 0.77, 0.729, 0.811, 0.82, 800),
+        ("2.0", "country", "US", 0.82, 0.80, 0.84, 0.82, 5000))
+    assert segment_alerts(warehouse) == []
+
+
+def test_too_few_labeled_rows_raise_nothing(warehouse):
+    add(warehouse, ("2.0", "country", "BR", 0.50, 0.40, 0.60, 0.82, 99))
+    assert segment_alerts(warehouse) == []
