@@ -12,16 +12,17 @@ from mlwatch.demo import incidents as inc
 from mlwatch.demo.generator import DemoSpec, generate
 from tests.helpers import write_config
 
-# Enough card_fraud traffic for the quiet segment drop to be significant night by night
-# (the real demo has five times more); the rest as small as the other tests'.
-REPLAY = DemoSpec(fraud_per_day=6000, eta_per_day=800)
+# Enough card_fraud traffic for the quiet segment drop to be significant within a week of
+# the full rollout, with labels 1-30 days late (the real demo has 30,000 a day; at 6,000
+# the drop in BR is not significant before the feature outage); the rest as small as the
+# other tests'.
+REPLAY = DemoSpec(fraud_per_day=18_000, eta_per_day=800)
 FIRST_NIGHT = inc.DIRTY_EXPORT.first_day()
 
 
 def replay_config(data):
     for model in data["models"].values():
         model["windows"] = [1, 7]                       # the windows the alert rules judge
-        model["slos"]["max_data_loss"] = 0.002          # fixed dirty rows weigh 5x more than in the real demo
 
 
 @pytest.fixture(scope="module")
@@ -50,14 +51,6 @@ EXPECTED = {
 }
 
 
-SEGMENT_FLAPS = pytest.mark.xfail(strict=True, reason=(
-    "known defect (issue 6 open): segment_performance_drop is not stable night to night on the replay: "
-    "country=BR 1.5.0 opens and resolves three times (first 2026-09-19, 10 days after full rollout) and "
-    "device_type=web pages once (2026-09-09). Needs resolution hysteresis in alerts/lifecycle.py and a "
-    "segment test with more power; remove this mark when fixed."))
-
-
-@SEGMENT_FLAPS
 def test_each_incident_pages_once_with_its_playbook_and_nothing_else_pages(replayed):
     paged = [a for a in replayed if a["status"] != "digest" and a["kind"] != "drift"]
     assert sorted((a["kind"], a["model_name"]) for a in paged) == \
@@ -70,12 +63,14 @@ def test_each_incident_pages_once_with_its_playbook_and_nothing_else_pages(repla
         assert alert["delivery"] == "message" and alert["notified_at"] is not None, kind
 
 
-@SEGMENT_FLAPS
 def test_the_quiet_segment_drop_is_found_after_the_release_in_its_segment(replayed):
     [alert] = [a for a in replayed if a["kind"] == "segment_performance_drop"]
     assert (alert["segment"], alert["segment_value"], alert["model_version"]) == ("country", "BR", "1.5.0")
     # Found once enough of the new version's labels arrived: within a week of going to all traffic.
     assert inc.RELEASE.first_day() < alert["first_seen"] <= inc.RELEASE.first_day() + dt.timedelta(days=9)
+    # The drop never ends, but its 7-day test is noisy: the alert stays one alert while the
+    # test dips under its threshold for a night or two (slos.performance.resolve_after_days).
+    assert alert["last_seen"] - alert["first_seen"] >= dt.timedelta(days=14)
 
 
 def test_incidents_that_end_resolve(replayed):
@@ -96,13 +91,3 @@ def test_the_time_to_decision_breach_names_the_constraint_stage(replayed):
     [alert] = [a for a in replayed if a["kind"] == "time_to_decision_breach"]
     assert "at feature_tier2" in alert["title"]
     assert '"constraint": "feature_tier2"' in alert["evidence"]
-
-
-def test_every_other_incident_pages_once_on_its_night_with_its_playbook(replayed):
-    """What holds while the segment rule flaps (see SEGMENT_FLAPS): the other four incidents."""
-    paged = [a for a in replayed if a["status"] != "digest" and a["kind"] not in ("drift", "segment_performance_drop")]
-    others = {k: v for k, v in EXPECTED.items() if v[0] != "segment_performance_drop"}
-    assert sorted((a["kind"], a["model_name"]) for a in paged) == sorted((k, m) for k, m, _, _ in others.values())
-    for kind, model, first, playbook in others.values():
-        [alert] = [a for a in paged if a["kind"] == kind]
-        assert (alert["first_seen"], alert["playbook"], alert["delivery"]) == (first, playbook, "message"), kind
