@@ -113,10 +113,10 @@
         select
             group_key,
             case when min(total_pos) > 0 and min(total_neg) > 0
-                then sum(n_pos * (neg_below + 0.5 * n_neg)) / (1.0 * min(total_pos) * min(total_neg)) end as roc_auc,
+                then sum(n_pos * (neg_below + {{ double_literal('0.5') }} * n_neg)) / ({{ double_literal('1.0') }} * min(total_pos) * min(total_neg)) end as roc_auc,
             case when min(total_pos) > 0
                 then sum(case when n_pos > 0
-                    then n_pos * tp_at_or_above * 1.0 / (tp_at_or_above + fp_at_or_above) else 0 end
+                    then n_pos * tp_at_or_above * {{ double_literal('1.0') }} / (tp_at_or_above + fp_at_or_above) else 0 end
                 ) / min(total_pos) end as pr_auc
         from ranked
         group by group_key
@@ -126,11 +126,11 @@
         select
             ranked.group_key,
             case when min(ranked.total_pos) > 1 and min(ranked.total_neg) > 1 then
-                sum(ranked.n_pos * ((ranked.neg_below + 0.5 * ranked.n_neg) / ranked.total_neg - ranking.roc_auc)
-                                 * ((ranked.neg_below + 0.5 * ranked.n_neg) / ranked.total_neg - ranking.roc_auc))
+                sum(ranked.n_pos * ((ranked.neg_below + {{ double_literal('0.5') }} * ranked.n_neg) / ranked.total_neg - ranking.roc_auc)
+                                 * ((ranked.neg_below + {{ double_literal('0.5') }} * ranked.n_neg) / ranked.total_neg - ranking.roc_auc))
                     / (min(ranked.total_pos) - 1) / min(ranked.total_pos)
-              + sum(ranked.n_neg * ((ranked.pos_above + 0.5 * ranked.n_pos) / ranked.total_pos - ranking.roc_auc)
-                                 * ((ranked.pos_above + 0.5 * ranked.n_pos) / ranked.total_pos - ranking.roc_auc))
+              + sum(ranked.n_neg * ((ranked.pos_above + {{ double_literal('0.5') }} * ranked.n_pos) / ranked.total_pos - ranking.roc_auc)
+                                 * ((ranked.pos_above + {{ double_literal('0.5') }} * ranked.n_pos) / ranked.total_pos - ranking.roc_auc))
                     / (min(ranked.total_neg) - 1) / min(ranked.total_neg)
             end as roc_auc_variance
         from ranked
@@ -181,8 +181,8 @@
     union all
     {{ _metric_row(group_columns, 'f1',
         'case when s.enough then ' ~ safe_divide('2 * s.n_tp', '2 * s.n_tp + s.n_fp + s.n_fn') ~ ' end',
-        'case when s.enough then ' ~ wilson_low('s.n_tp', 's.n_tp + (s.n_fp + s.n_fn) / 2.0') ~ ' end',
-        'case when s.enough then ' ~ wilson_high('s.n_tp', 's.n_tp + (s.n_fp + s.n_fn) / 2.0') ~ ' end') }}
+        'case when s.enough then ' ~ wilson_low('s.n_tp', 's.n_tp + (s.n_fp + s.n_fn) / ' ~ double_literal('2.0')) ~ ' end',
+        'case when s.enough then ' ~ wilson_high('s.n_tp', 's.n_tp + (s.n_fp + s.n_fn) / ' ~ double_literal('2.0')) ~ ' end') }}
     union all
     {{ _metric_row(group_columns, 'log_loss',
         'case when s.enough then s.sum_log_loss / s.n_labeled end',
@@ -344,7 +344,7 @@
     class_f1 as (
         select
             per_class.*,
-            2.0 * tp / (2 * tp + fp + fn) as f1
+            {{ double_literal('2.0') }} * tp / (2 * tp + fp + fn) as f1
         from per_class
     ),
 
@@ -352,7 +352,7 @@
         select
             {{ g }},
             avg(f1) as macro_f1,
-            sum(case when tp + (fp + fn) / 2.0 > 0 then f1 * (1 - f1) / (tp + (fp + fn) / 2.0) else 0 end)
+            sum(case when tp + (fp + fn) / {{ double_literal('2.0') }} > 0 then f1 * (1 - f1) / (tp + (fp + fn) / {{ double_literal('2.0') }}) else 0 end)
                 / (count(*) * count(*)) as macro_f1_variance
         from class_f1
         group by {{ g }}
