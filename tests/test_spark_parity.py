@@ -197,3 +197,30 @@ def test_every_mart_on_spark_equals_duckdb(demo_warehouse, spark_backfill):
     # Every mart was compared, with rows in it.
     assert set(compared) == set(MARTS)
     assert all(duck == spark > 0 for duck, spark, _ in compared.values()), compared
+
+
+def test_a_nightly_rerun_on_spark_replaces_its_days_and_keeps_rows_it_does_not_own(demo_warehouse, spark_backfill):
+    """Incremental marts on Spark: the pre-hook (spark__replace_range, which has no DELETE
+    to use) rewrites the table without the recomputed days, keeping the rows of another
+    source (`where=`), and the rerun leaves the marts equal to DuckDB's, without duplicates."""
+    from mlwatch import spark_engine
+
+    session = spark_backfill.session
+    ledger = session.table("marts.constraint_ledger")
+    night = SMALL_DEMO.end
+    # A row of mlwatch's own (as self_measure writes on DuckDB), which the model must keep.
+    planted = ", ".join("'dbt_build' as stage" if c == "stage" else "'mlwatch' as source" if c == "source" else c
+                        for c in ledger.columns)
+    session.sql(f"INSERT INTO marts.constraint_ledger SELECT {planted} FROM marts.constraint_ledger "
+                f"WHERE day = DATE'{night}' AND source = 'telemetry' ORDER BY stage LIMIT 1")
+    work = spark_backfill.work_dir
+    spark_engine.run_dbt(demo_warehouse, night, night, work_dir=work, select="constraint_ledger cost")
+
+    keys = mart_keys()
+    reference = duckdb_marts(demo_warehouse.warehouse)
+    problems = compare_mart("cost", keys["cost"], reference["cost"], spark_backfill.mart("cost"))
+    telemetry = session.sql("SELECT * FROM marts.constraint_ledger WHERE source = 'telemetry'").toArrow()
+    problems += compare_mart("constraint_ledger", keys["constraint_ledger"], reference["constraint_ledger"], telemetry)
+    assert problems == [], "\n".join(problems)
+    kept = session.sql("SELECT day, stage FROM marts.constraint_ledger WHERE source = 'mlwatch'").collect()
+    assert [(r.day, r.stage) for r in kept] == [(night, "dbt_build")]

@@ -64,3 +64,22 @@
     {%- endif -%}
     select 1
 {%- endmacro %}
+
+{#- The metric rows of a group as one pass over `stats` (stack unpivots them), instead
+    of one SELECT per metric joined by UNION ALL: Spark plans and runs each branch's copy
+    of the stats CTE (the ranking sort and joins) separately. Same rows and types. -#}
+{% macro spark__metric_rows(group_columns, rows) -%}
+    select
+        {{ _prefixed('s', group_columns) }},
+        stack({{ rows | length }}
+        {%- for name, value, ci_low, ci_high in rows %},
+            cast('{{ name }}' as {{ dbt.type_string() }}),
+            cast({{ value }} as {{ type_double() }}),
+            cast({{ ci_low }} as {{ type_double() }}),
+            cast({{ ci_high }} as {{ type_double() }})
+        {%- endfor %}
+        ) as (metric, value, ci_low, ci_high),
+        cast(s.n_predictions as {{ dbt.type_bigint() }}) as n_predictions,
+        cast(s.n_labeled as {{ dbt.type_bigint() }}) as n_labeled
+    from stats as s
+{%- endmacro %}

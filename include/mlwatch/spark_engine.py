@@ -64,6 +64,7 @@ class SparkRun:
     """What a Spark run of the dbt project did."""
 
     session: "SparkSession"
+    work_dir: Path
     loaded: dict[str, int] = field(default_factory=dict)       # schema.table -> rows copied
     model_seconds: dict[str, float] = field(default_factory=dict)
     load_seconds: float = 0.0
@@ -211,7 +212,7 @@ def build(config: Config, run_date: dt.date, first_window_end: dt.date | None = 
     """
     started = time.monotonic()
     session = session or start_session(work_dir)
-    run = SparkRun(session=session)
+    run = SparkRun(session=session, work_dir=work_dir)
     run.loaded = load_sources(session, config.warehouse, work_dir)
     run.load_seconds = time.monotonic() - started
     started = time.monotonic()
