@@ -148,7 +148,7 @@ def duckdb_marts(warehouse) -> dict[str, pa.Table]:
     with duckdb.connect(str(warehouse), read_only=True) as con:
         for name in MARTS:
             where = f"WHERE {OWNED_ROWS[name]}" if name in OWNED_ROWS else ""
-            tables[name] = con.execute(f"SELECT * FROM marts.{name} {where}").to_arrow_table()
+            tables[name] = con.sql(f"SELECT * FROM marts.{name} {where}").to_arrow_table()
     return tables
 
 
