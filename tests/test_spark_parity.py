@@ -159,7 +159,7 @@ def spark_session(tmp_path_factory):
     work = tmp_path_factory.mktemp("spark")
     session = spark_engine.start_session(work)
     yield session, work
-    session.stop()
+    spark_engine.stop_session(session)
     shutil.rmtree(work, ignore_errors=True)
 
 

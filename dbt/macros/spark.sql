@@ -33,13 +33,6 @@
     listagg({{ measure }}, {{ delimiter_text }}) within group ({{ order_by_clause }})
 {%- endmacro %}
 
-{#- Spark allows IN subqueries in filters and joins only, not inside an aggregate: the
-    column's distinct values come from an uncorrelated scalar subquery instead. -#}
-{% macro spark__not_in_column(expression, column, relation, where) -%}
-    {{ return('not array_contains((select collect_set(' ~ column ~ ') from ' ~ relation ~ ' where ' ~ where ~ '), '
-              ~ expression ~ ')') }}
-{%- endmacro %}
-
 {#- dbt.safe_cast: dbt-spark's is a plain cast, which fails on text that is not a number
     (multiclass labels) when ANSI mode is on; try_cast gives NULL in every mode, as DuckDB's
     TRY_CAST does. -#}

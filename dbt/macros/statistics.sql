@@ -127,13 +127,3 @@
 {% macro default__ordered_listagg(measure, delimiter_text, order_by_clause) -%}
     {{ return(dbt.listagg(measure, delimiter_text, order_by_clause)) }}
 {%- endmacro %}
-
-{#- Whether a value is absent from a column of a relation (the column's NULLs excluded by
-    `where`): used inside aggregates, where Spark allows no IN subquery. -#}
-{% macro not_in_column(expression, column, relation, where) -%}
-    {{ return(adapter.dispatch('not_in_column', 'mlwatch')(expression, column, relation, where)) }}
-{%- endmacro %}
-
-{% macro default__not_in_column(expression, column, relation, where) -%}
-    {{ return(expression ~ ' not in (select distinct ' ~ column ~ ' from ' ~ relation ~ ' where ' ~ where ~ ')') }}
-{%- endmacro %}

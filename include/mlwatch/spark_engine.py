@@ -92,11 +92,40 @@ def start_session(work_dir: Path, *, settings: dict[str, str] | None = None) -> 
     for key, value in {**SESSION_SETTINGS, **(settings or {}),
                        "spark.sql.warehouse.dir": str(work_dir / "spark-warehouse"),
                        "spark.local.dir": str(work_dir / "spark-local"),
+                       # dbt-spark asks for Hive support; should a metastore ever start, its
+                       # Derby files go here rather than into the working directory.
                        "spark.driver.extraJavaOptions": f"-Dderby.system.home={work_dir / 'derby'}"}.items():
         builder = builder.config(key, value)
     session = builder.getOrCreate()
     session.sparkContext.setLogLevel("ERROR")
     return session
+
+
+def stop_session(session: "SparkSession") -> None:
+    """Stop the session and end the JVM that pyspark started for it.
+
+    SparkSession.stop() leaves the Java gateway process running until Python exits; the
+    gateway ends when its stdin (a pipe from this process) closes.
+    """
+    from pyspark import SparkContext
+
+    session.stop()
+    gateway = SparkContext._gateway
+    if gateway is None:
+        return
+    try:
+        gateway.shutdown()
+    finally:
+        proc = getattr(gateway, "proc", None)
+        if proc is not None:
+            if proc.stdin:
+                proc.stdin.close()
+            try:
+                proc.wait(timeout=60)
+            except Exception:  # noqa: BLE001 - still running: end the process we started
+                proc.kill()
+        SparkContext._gateway = None
+        SparkContext._jvm = None
 
 
 # Schemas the dbt project builds. A source declared in one of them (marts.alerts, which

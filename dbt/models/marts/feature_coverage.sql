@@ -47,8 +47,8 @@ counts as (
     {%- if spec.type == 'categorical' and spec['values'] is not none %}
         {%- set out_of_vocabulary = is_invalid %}
     {%- elif spec.type == 'categorical' %}
-        {%- set out_of_vocabulary = not_in_column(column, adapter.quote(feature), 'reference',
-            'model_name = ' ~ sql_literal(name) ~ ' and ' ~ adapter.quote(feature) ~ ' is not null') %}
+        {%- set out_of_vocabulary = column ~ ' not in (select distinct ' ~ adapter.quote(feature) ~ ' from reference where model_name = '
+            ~ sql_literal(name) ~ ' and ' ~ adapter.quote(feature) ~ ' is not null)' %}
     {%- endif %}
     select
         predictions.model_name,
