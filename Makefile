@@ -1,13 +1,14 @@
 # One command to run, one to test; both set up what they need first.
 #   make demo   sets up .venv and runs mlwatch over the demo data (DuckDB file, local
 #               landing folder, outbox instead of Slack)
-#   make test   sets up .venv and runs the whole test suite
+#   make test   sets up .venv (and Chromium and Java for the report and Spark tests) and
+#               runs the whole test suite
 PYTHON ?= python3.11
 VENV := .venv
 BIN := $(VENV)/bin
 UV_VERSION := 0.13.9
 
-.PHONY: setup browser demo test clean
+.PHONY: setup browser java demo test clean
 
 setup: $(VENV)/.installed
 
@@ -30,7 +31,16 @@ browser:
 		SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
 		$$SUDO apt-get install -y -q chromium >/dev/null 2>&1 || { $$SUDO apt-get update -q && $$SUDO apt-get install -y -q chromium; }; }
 
-test: setup browser
+# pyspark (the Spark parity test, tests/test_spark_parity.py) needs a Java 17+ runtime:
+# Debian's openjdk-17-jre-headless. (Slim images lack the man folder its install links into.)
+java:
+	@java -version 2>&1 | grep -qE 'version "(1[7-9]|[2-9][0-9])' || { \
+		command -v apt-get >/dev/null || { echo "install a Java 17+ runtime (Debian package openjdk-17-jre-headless) for the Spark test"; exit 2; }; \
+		SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
+		$$SUDO mkdir -p /usr/share/man/man1; \
+		$$SUDO apt-get install -y -q openjdk-17-jre-headless >/dev/null 2>&1 || { $$SUDO apt-get update -q && $$SUDO apt-get install -y -q openjdk-17-jre-headless; }; }
+
+test: setup browser java
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
 clean:

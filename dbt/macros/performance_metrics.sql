@@ -39,6 +39,19 @@
     from stats as s
 {%- endmacro %}
 
+{#- The metric rows of a group: one row per (name, value, ci_low, ci_high) over `stats`. -#}
+{% macro metric_rows(group_columns, rows) -%}
+    {{ return(adapter.dispatch('metric_rows', 'mlwatch')(group_columns, rows)) }}
+{%- endmacro %}
+
+{% macro default__metric_rows(group_columns, rows) -%}
+    {%- set selects = [] -%}
+    {%- for name, value, ci_low, ci_high in rows -%}
+        {%- do selects.append(_metric_row(group_columns, name, value, ci_low, ci_high)) -%}
+    {%- endfor -%}
+    {{ return(selects | join('\n    union all\n    ')) }}
+{%- endmacro %}
+
 {% macro binary_metrics(sums_relation, scores_relation, group_columns) -%}
 {%- set g = group_columns | join(', ') -%}
 (
@@ -113,10 +126,10 @@
         select
             group_key,
             case when min(total_pos) > 0 and min(total_neg) > 0
-                then sum(n_pos * (neg_below + 0.5 * n_neg)) / (1.0 * min(total_pos) * min(total_neg)) end as roc_auc,
+                then sum(n_pos * (neg_below + {{ double_literal('0.5') }} * n_neg)) / ({{ double_literal('1.0') }} * min(total_pos) * min(total_neg)) end as roc_auc,
             case when min(total_pos) > 0
                 then sum(case when n_pos > 0
-                    then n_pos * tp_at_or_above * 1.0 / (tp_at_or_above + fp_at_or_above) else 0 end
+                    then n_pos * tp_at_or_above * {{ double_literal('1.0') }} / (tp_at_or_above + fp_at_or_above) else 0 end
                 ) / min(total_pos) end as pr_auc
         from ranked
         group by group_key
@@ -126,11 +139,11 @@
         select
             ranked.group_key,
             case when min(ranked.total_pos) > 1 and min(ranked.total_neg) > 1 then
-                sum(ranked.n_pos * ((ranked.neg_below + 0.5 * ranked.n_neg) / ranked.total_neg - ranking.roc_auc)
-                                 * ((ranked.neg_below + 0.5 * ranked.n_neg) / ranked.total_neg - ranking.roc_auc))
+                sum(ranked.n_pos * ((ranked.neg_below + {{ double_literal('0.5') }} * ranked.n_neg) / ranked.total_neg - ranking.roc_auc)
+                                 * ((ranked.neg_below + {{ double_literal('0.5') }} * ranked.n_neg) / ranked.total_neg - ranking.roc_auc))
                     / (min(ranked.total_pos) - 1) / min(ranked.total_pos)
-              + sum(ranked.n_neg * ((ranked.pos_above + 0.5 * ranked.n_pos) / ranked.total_pos - ranking.roc_auc)
-                                 * ((ranked.pos_above + 0.5 * ranked.n_pos) / ranked.total_pos - ranking.roc_auc))
+              + sum(ranked.n_neg * ((ranked.pos_above + {{ double_literal('0.5') }} * ranked.n_pos) / ranked.total_pos - ranking.roc_auc)
+                                 * ((ranked.pos_above + {{ double_literal('0.5') }} * ranked.n_pos) / ranked.total_pos - ranking.roc_auc))
                     / (min(ranked.total_neg) - 1) / min(ranked.total_neg)
             end as roc_auc_variance
         from ranked
@@ -152,65 +165,58 @@
         left join delong on delong.group_key = t.group_key
     )
 
-    {{ _metric_row(group_columns, 'roc_auc',
-        'case when s.enough then s.roc_auc end',
-        'case when s.enough then greatest(0, s.roc_auc - ' ~ ci_z() ~ ' * sqrt(s.roc_auc_variance)) end',
-        'case when s.enough then least(1, s.roc_auc + ' ~ ci_z() ~ ' * sqrt(s.roc_auc_variance)) end') }}
-    union all
-    {{ _metric_row(group_columns, 'pr_auc',
-        'case when s.enough then s.pr_auc end',
-        'case when s.enough and s.pr_auc > 0 and s.pr_auc < 1 then 1 / (1 + exp(-(ln(s.pr_auc / (1 - s.pr_auc)) - '
-            ~ ci_z() ~ ' / sqrt(s.n_pos * s.pr_auc * (1 - s.pr_auc))))) end',
-        'case when s.enough and s.pr_auc > 0 and s.pr_auc < 1 then 1 / (1 + exp(-(ln(s.pr_auc / (1 - s.pr_auc)) + '
-            ~ ci_z() ~ ' / sqrt(s.n_pos * s.pr_auc * (1 - s.pr_auc))))) end') }}
-    union all
-    {{ _metric_row(group_columns, 'accuracy',
-        'case when s.enough then ' ~ safe_divide('s.n_tp + s.n_tn', 's.n_labeled') ~ ' end',
-        'case when s.enough then ' ~ wilson_low('s.n_tp + s.n_tn', 's.n_labeled') ~ ' end',
-        'case when s.enough then ' ~ wilson_high('s.n_tp + s.n_tn', 's.n_labeled') ~ ' end') }}
-    union all
-    {{ _metric_row(group_columns, 'precision',
-        'case when s.enough then ' ~ safe_divide('s.n_tp', 's.n_tp + s.n_fp') ~ ' end',
-        'case when s.enough then ' ~ wilson_low('s.n_tp', 's.n_tp + s.n_fp') ~ ' end',
-        'case when s.enough then ' ~ wilson_high('s.n_tp', 's.n_tp + s.n_fp') ~ ' end') }}
-    union all
-    {{ _metric_row(group_columns, 'recall',
-        'case when s.enough then ' ~ safe_divide('s.n_tp', 's.n_tp + s.n_fn') ~ ' end',
-        'case when s.enough then ' ~ wilson_low('s.n_tp', 's.n_tp + s.n_fn') ~ ' end',
-        'case when s.enough then ' ~ wilson_high('s.n_tp', 's.n_tp + s.n_fn') ~ ' end') }}
-    union all
-    {{ _metric_row(group_columns, 'f1',
-        'case when s.enough then ' ~ safe_divide('2 * s.n_tp', '2 * s.n_tp + s.n_fp + s.n_fn') ~ ' end',
-        'case when s.enough then ' ~ wilson_low('s.n_tp', 's.n_tp + (s.n_fp + s.n_fn) / 2.0') ~ ' end',
-        'case when s.enough then ' ~ wilson_high('s.n_tp', 's.n_tp + (s.n_fp + s.n_fn) / 2.0') ~ ' end') }}
-    union all
-    {{ _metric_row(group_columns, 'log_loss',
-        'case when s.enough then s.sum_log_loss / s.n_labeled end',
-        'case when s.enough then s.sum_log_loss / s.n_labeled - ' ~ ci_z() ~ ' * '
-            ~ mean_standard_error('s.n_labeled', 's.sum_log_loss', 's.sum_log_loss_sq') ~ ' end',
-        'case when s.enough then s.sum_log_loss / s.n_labeled + ' ~ ci_z() ~ ' * '
-            ~ mean_standard_error('s.n_labeled', 's.sum_log_loss', 's.sum_log_loss_sq') ~ ' end') }}
-    union all
-    {{ _metric_row(group_columns, 'brier',
-        'case when s.enough then s.sum_brier / s.n_labeled end',
-        'case when s.enough then greatest(0, s.sum_brier / s.n_labeled - ' ~ ci_z() ~ ' * '
-            ~ mean_standard_error('s.n_labeled', 's.sum_brier', 's.sum_brier_sq') ~ ') end',
-        'case when s.enough then s.sum_brier / s.n_labeled + ' ~ ci_z() ~ ' * '
-            ~ mean_standard_error('s.n_labeled', 's.sum_brier', 's.sum_brier_sq') ~ ' end') }}
-    union all
-    {{ _metric_row(group_columns, 'positive_rate',
-        'case when s.n_predictions >= s.min_labeled_rows then ' ~ safe_divide('s.n_predicted_positive', 's.n_predictions') ~ ' end',
-        'case when s.n_predictions >= s.min_labeled_rows then ' ~ wilson_low('s.n_predicted_positive', 's.n_predictions') ~ ' end',
-        'case when s.n_predictions >= s.min_labeled_rows then ' ~ wilson_high('s.n_predicted_positive', 's.n_predictions') ~ ' end') }}
-    union all
-    {{ _metric_row(group_columns, 'weighted_recall',
-        'case when s.enough then s.weighted_recall end',
-        'case when s.enough and s.w_pos > 0 then greatest(0, s.weighted_recall - ' ~ ci_z() ~ ' * sqrt(greatest(0, '
-            ~ 's.w2_tp * (1 - s.weighted_recall) * (1 - s.weighted_recall) + (s.w2_pos - s.w2_tp) * s.weighted_recall * s.weighted_recall'
-            ~ ')) / s.w_pos) end',
-        'case when s.enough and s.w_pos > 0 then least(1, s.weighted_recall + ' ~ ci_z() ~ ' * sqrt(greatest(0, '
-            ~ 's.w2_tp * (1 - s.weighted_recall) * (1 - s.weighted_recall) + (s.w2_pos - s.w2_tp) * s.weighted_recall * s.weighted_recall'
-            ~ ')) / s.w_pos) end') }}
+    {{ metric_rows(group_columns, [
+        ('roc_auc',
+            'case when s.enough then s.roc_auc end',
+            'case when s.enough then greatest(0, s.roc_auc - ' ~ ci_z() ~ ' * sqrt(s.roc_auc_variance)) end',
+            'case when s.enough then least(1, s.roc_auc + ' ~ ci_z() ~ ' * sqrt(s.roc_auc_variance)) end'),
+        ('pr_auc',
+            'case when s.enough then s.pr_auc end',
+            'case when s.enough and s.pr_auc > 0 and s.pr_auc < 1 then 1 / (1 + exp(-(ln(s.pr_auc / (1 - s.pr_auc)) - '
+                ~ ci_z() ~ ' / sqrt(s.n_pos * s.pr_auc * (1 - s.pr_auc))))) end',
+            'case when s.enough and s.pr_auc > 0 and s.pr_auc < 1 then 1 / (1 + exp(-(ln(s.pr_auc / (1 - s.pr_auc)) + '
+                ~ ci_z() ~ ' / sqrt(s.n_pos * s.pr_auc * (1 - s.pr_auc))))) end'),
+        ('accuracy',
+            'case when s.enough then ' ~ safe_divide('s.n_tp + s.n_tn', 's.n_labeled') ~ ' end',
+            'case when s.enough then ' ~ wilson_low('s.n_tp + s.n_tn', 's.n_labeled') ~ ' end',
+            'case when s.enough then ' ~ wilson_high('s.n_tp + s.n_tn', 's.n_labeled') ~ ' end'),
+        ('precision',
+            'case when s.enough then ' ~ safe_divide('s.n_tp', 's.n_tp + s.n_fp') ~ ' end',
+            'case when s.enough then ' ~ wilson_low('s.n_tp', 's.n_tp + s.n_fp') ~ ' end',
+            'case when s.enough then ' ~ wilson_high('s.n_tp', 's.n_tp + s.n_fp') ~ ' end'),
+        ('recall',
+            'case when s.enough then ' ~ safe_divide('s.n_tp', 's.n_tp + s.n_fn') ~ ' end',
+            'case when s.enough then ' ~ wilson_low('s.n_tp', 's.n_tp + s.n_fn') ~ ' end',
+            'case when s.enough then ' ~ wilson_high('s.n_tp', 's.n_tp + s.n_fn') ~ ' end'),
+        ('f1',
+            'case when s.enough then ' ~ safe_divide('2 * s.n_tp', '2 * s.n_tp + s.n_fp + s.n_fn') ~ ' end',
+            'case when s.enough then ' ~ wilson_low('s.n_tp', 's.n_tp + (s.n_fp + s.n_fn) / ' ~ double_literal('2.0')) ~ ' end',
+            'case when s.enough then ' ~ wilson_high('s.n_tp', 's.n_tp + (s.n_fp + s.n_fn) / ' ~ double_literal('2.0')) ~ ' end'),
+        ('log_loss',
+            'case when s.enough then s.sum_log_loss / s.n_labeled end',
+            'case when s.enough then s.sum_log_loss / s.n_labeled - ' ~ ci_z() ~ ' * '
+                ~ mean_standard_error('s.n_labeled', 's.sum_log_loss', 's.sum_log_loss_sq') ~ ' end',
+            'case when s.enough then s.sum_log_loss / s.n_labeled + ' ~ ci_z() ~ ' * '
+                ~ mean_standard_error('s.n_labeled', 's.sum_log_loss', 's.sum_log_loss_sq') ~ ' end'),
+        ('brier',
+            'case when s.enough then s.sum_brier / s.n_labeled end',
+            'case when s.enough then greatest(0, s.sum_brier / s.n_labeled - ' ~ ci_z() ~ ' * '
+                ~ mean_standard_error('s.n_labeled', 's.sum_brier', 's.sum_brier_sq') ~ ') end',
+            'case when s.enough then s.sum_brier / s.n_labeled + ' ~ ci_z() ~ ' * '
+                ~ mean_standard_error('s.n_labeled', 's.sum_brier', 's.sum_brier_sq') ~ ' end'),
+        ('positive_rate',
+            'case when s.n_predictions >= s.min_labeled_rows then ' ~ safe_divide('s.n_predicted_positive', 's.n_predictions') ~ ' end',
+            'case when s.n_predictions >= s.min_labeled_rows then ' ~ wilson_low('s.n_predicted_positive', 's.n_predictions') ~ ' end',
+            'case when s.n_predictions >= s.min_labeled_rows then ' ~ wilson_high('s.n_predicted_positive', 's.n_predictions') ~ ' end'),
+        ('weighted_recall',
+            'case when s.enough then s.weighted_recall end',
+            'case when s.enough and s.w_pos > 0 then greatest(0, s.weighted_recall - ' ~ ci_z() ~ ' * sqrt(greatest(0, '
+                ~ 's.w2_tp * (1 - s.weighted_recall) * (1 - s.weighted_recall) + (s.w2_pos - s.w2_tp) * s.weighted_recall * s.weighted_recall'
+                ~ ')) / s.w_pos) end',
+            'case when s.enough and s.w_pos > 0 then least(1, s.weighted_recall + ' ~ ci_z() ~ ' * sqrt(greatest(0, '
+                ~ 's.w2_tp * (1 - s.weighted_recall) * (1 - s.weighted_recall) + (s.w2_pos - s.w2_tp) * s.weighted_recall * s.weighted_recall'
+                ~ ')) / s.w_pos) end')
+    ]) }}
 )
 {%- endmacro %}
 
@@ -258,29 +264,28 @@
         left join spread on {{ _group_join('t', 'spread', group_columns) }}
     )
 
-    {{ _metric_row(group_columns, 'mae',
-        'case when s.enough then s.sum_abs_error / s.n_labeled end',
-        'case when s.enough then greatest(0, s.sum_abs_error / s.n_labeled - ' ~ ci_z() ~ ' * '
-            ~ mean_standard_error('s.n_labeled', 's.sum_abs_error', 's.sum_squared_error') ~ ') end',
-        'case when s.enough then s.sum_abs_error / s.n_labeled + ' ~ ci_z() ~ ' * '
-            ~ mean_standard_error('s.n_labeled', 's.sum_abs_error', 's.sum_squared_error') ~ ' end') }}
-    union all
-    {{ _metric_row(group_columns, 'rmse',
-        'case when s.enough then sqrt(s.mse) end',
-        'case when s.enough then sqrt(greatest(0, s.mse - ' ~ ci_z() ~ ' * s.mse_se)) end',
-        'case when s.enough then sqrt(s.mse + ' ~ ci_z() ~ ' * s.mse_se) end') }}
-    union all
-    {{ _metric_row(group_columns, 'mape',
-        'case when s.enough then s.sum_ape / s.n_labeled end',
-        'case when s.enough then greatest(0, s.sum_ape / s.n_labeled - ' ~ ci_z() ~ ' * '
-            ~ mean_standard_error('s.n_labeled', 's.sum_ape', 's.sum_ape_sq') ~ ') end',
-        'case when s.enough then s.sum_ape / s.n_labeled + ' ~ ci_z() ~ ' * '
-            ~ mean_standard_error('s.n_labeled', 's.sum_ape', 's.sum_ape_sq') ~ ' end') }}
-    union all
-    {{ _metric_row(group_columns, 'r2',
-        'case when s.enough and s.total_sum_squares > 0 then 1 - s.sum_squared_error / s.total_sum_squares end',
-        'case when s.enough and s.total_sum_squares > 0 then 1 - (s.mse + ' ~ ci_z() ~ ' * s.mse_se) * s.n_labeled / s.total_sum_squares end',
-        'case when s.enough and s.total_sum_squares > 0 then 1 - greatest(0, s.mse - ' ~ ci_z() ~ ' * s.mse_se) * s.n_labeled / s.total_sum_squares end') }}
+    {{ metric_rows(group_columns, [
+        ('mae',
+            'case when s.enough then s.sum_abs_error / s.n_labeled end',
+            'case when s.enough then greatest(0, s.sum_abs_error / s.n_labeled - ' ~ ci_z() ~ ' * '
+                ~ mean_standard_error('s.n_labeled', 's.sum_abs_error', 's.sum_squared_error') ~ ') end',
+            'case when s.enough then s.sum_abs_error / s.n_labeled + ' ~ ci_z() ~ ' * '
+                ~ mean_standard_error('s.n_labeled', 's.sum_abs_error', 's.sum_squared_error') ~ ' end'),
+        ('rmse',
+            'case when s.enough then sqrt(s.mse) end',
+            'case when s.enough then sqrt(greatest(0, s.mse - ' ~ ci_z() ~ ' * s.mse_se)) end',
+            'case when s.enough then sqrt(s.mse + ' ~ ci_z() ~ ' * s.mse_se) end'),
+        ('mape',
+            'case when s.enough then s.sum_ape / s.n_labeled end',
+            'case when s.enough then greatest(0, s.sum_ape / s.n_labeled - ' ~ ci_z() ~ ' * '
+                ~ mean_standard_error('s.n_labeled', 's.sum_ape', 's.sum_ape_sq') ~ ') end',
+            'case when s.enough then s.sum_ape / s.n_labeled + ' ~ ci_z() ~ ' * '
+                ~ mean_standard_error('s.n_labeled', 's.sum_ape', 's.sum_ape_sq') ~ ' end'),
+        ('r2',
+            'case when s.enough and s.total_sum_squares > 0 then 1 - s.sum_squared_error / s.total_sum_squares end',
+            'case when s.enough and s.total_sum_squares > 0 then 1 - (s.mse + ' ~ ci_z() ~ ' * s.mse_se) * s.n_labeled / s.total_sum_squares end',
+            'case when s.enough and s.total_sum_squares > 0 then 1 - greatest(0, s.mse - ' ~ ci_z() ~ ' * s.mse_se) * s.n_labeled / s.total_sum_squares end')
+    ]) }}
 )
 {%- endmacro %}
 
@@ -344,7 +349,7 @@
     class_f1 as (
         select
             per_class.*,
-            2.0 * tp / (2 * tp + fp + fn) as f1
+            {{ double_literal('2.0') }} * tp / (2 * tp + fp + fn) as f1
         from per_class
     ),
 
@@ -352,7 +357,7 @@
         select
             {{ g }},
             avg(f1) as macro_f1,
-            sum(case when tp + (fp + fn) / 2.0 > 0 then f1 * (1 - f1) / (tp + (fp + fn) / 2.0) else 0 end)
+            sum(case when tp + (fp + fn) / {{ double_literal('2.0') }} > 0 then f1 * (1 - f1) / (tp + (fp + fn) / {{ double_literal('2.0') }}) else 0 end)
                 / (count(*) * count(*)) as macro_f1_variance
         from class_f1
         group by {{ g }}
@@ -368,21 +373,21 @@
         left join macro on {{ _group_join('t', 'macro', group_columns) }}
     )
 
-    {{ _metric_row(group_columns, 'accuracy',
-        'case when s.enough then ' ~ safe_divide('s.n_correct', 's.n_labeled') ~ ' end',
-        'case when s.enough then ' ~ wilson_low('s.n_correct', 's.n_labeled') ~ ' end',
-        'case when s.enough then ' ~ wilson_high('s.n_correct', 's.n_labeled') ~ ' end') }}
-    union all
-    {{ _metric_row(group_columns, 'macro_f1',
-        'case when s.enough then s.macro_f1 end',
-        'case when s.enough then greatest(0, s.macro_f1 - ' ~ ci_z() ~ ' * sqrt(s.macro_f1_variance)) end',
-        'case when s.enough then least(1, s.macro_f1 + ' ~ ci_z() ~ ' * sqrt(s.macro_f1_variance)) end') }}
-    union all
-    {{ _metric_row(group_columns, 'log_loss',
-        'case when s.enough and s.n_with_probability = s.n_labeled then s.sum_log_loss / s.n_labeled end',
-        'case when s.enough and s.n_with_probability = s.n_labeled then s.sum_log_loss / s.n_labeled - ' ~ ci_z() ~ ' * '
-            ~ mean_standard_error('s.n_labeled', 's.sum_log_loss', 's.sum_log_loss_sq') ~ ' end',
-        'case when s.enough and s.n_with_probability = s.n_labeled then s.sum_log_loss / s.n_labeled + ' ~ ci_z() ~ ' * '
-            ~ mean_standard_error('s.n_labeled', 's.sum_log_loss', 's.sum_log_loss_sq') ~ ' end') }}
+    {{ metric_rows(group_columns, [
+        ('accuracy',
+            'case when s.enough then ' ~ safe_divide('s.n_correct', 's.n_labeled') ~ ' end',
+            'case when s.enough then ' ~ wilson_low('s.n_correct', 's.n_labeled') ~ ' end',
+            'case when s.enough then ' ~ wilson_high('s.n_correct', 's.n_labeled') ~ ' end'),
+        ('macro_f1',
+            'case when s.enough then s.macro_f1 end',
+            'case when s.enough then greatest(0, s.macro_f1 - ' ~ ci_z() ~ ' * sqrt(s.macro_f1_variance)) end',
+            'case when s.enough then least(1, s.macro_f1 + ' ~ ci_z() ~ ' * sqrt(s.macro_f1_variance)) end'),
+        ('log_loss',
+            'case when s.enough and s.n_with_probability = s.n_labeled then s.sum_log_loss / s.n_labeled end',
+            'case when s.enough and s.n_with_probability = s.n_labeled then s.sum_log_loss / s.n_labeled - ' ~ ci_z() ~ ' * '
+                ~ mean_standard_error('s.n_labeled', 's.sum_log_loss', 's.sum_log_loss_sq') ~ ' end',
+            'case when s.enough and s.n_with_probability = s.n_labeled then s.sum_log_loss / s.n_labeled + ' ~ ci_z() ~ ' * '
+                ~ mean_standard_error('s.n_labeled', 's.sum_log_loss', 's.sum_log_loss_sq') ~ ' end')
+    ]) }}
 )
 {%- endmacro %}

@@ -59,5 +59,9 @@
 
 {#- A date plus a number of days, as a date (dbt.dateadd gives a timestamp on some engines). -#}
 {% macro add_days(days, date_expression) -%}
+    {{ return(adapter.dispatch('add_days', 'mlwatch')(days, date_expression)) }}
+{%- endmacro %}
+
+{% macro default__add_days(days, date_expression) -%}
     cast({{ dbt.dateadd('day', days, date_expression) }} as date)
 {%- endmacro %}

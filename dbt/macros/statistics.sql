@@ -1,15 +1,25 @@
 {#- Confidence intervals as portable SQL expressions. z defaults to the 95% normal quantile. -#}
 
-{% macro ci_z() -%}{{ var('ci_z', 1.959963984540054) }}{%- endmacro %}
+{% macro ci_z() -%}{{ double_literal(var('ci_z', 1.959963984540054)) }}{%- endmacro %}
+
+{#- A numeric literal that computes in 64-bit floating point. DuckDB turns a decimal
+    literal such as 1.0 into DOUBLE as soon as it meets a division or a DOUBLE; Spark
+    keeps DECIMAL arithmetic, whose divisions round to as few as 6 decimal places
+    (macros/spark.sql writes the literal as a double). -#}
+{% macro double_literal(value) -%}
+    {{ return(adapter.dispatch('double_literal', 'mlwatch')(value)) }}
+{%- endmacro %}
+
+{% macro default__double_literal(value) -%}{{ value }}{%- endmacro %}
 
 {#- Wilson score interval for a proportion successes / trials (NULL when trials = 0). -#}
 {% macro wilson_low(successes, trials) -%}
     case when ({{ trials }}) > 0 then
         (
-            (({{ successes }}) * 1.0 / ({{ trials }})) + {{ ci_z() }} * {{ ci_z() }} / (2.0 * ({{ trials }}))
+            (({{ successes }}) * {{ double_literal('1.0') }} / ({{ trials }})) + {{ ci_z() }} * {{ ci_z() }} / ({{ double_literal('2.0') }} * ({{ trials }}))
             - {{ ci_z() }} * sqrt(
-                (({{ successes }}) * 1.0 / ({{ trials }})) * (1 - ({{ successes }}) * 1.0 / ({{ trials }})) / ({{ trials }})
-                + {{ ci_z() }} * {{ ci_z() }} / (4.0 * ({{ trials }}) * ({{ trials }}))
+                (({{ successes }}) * {{ double_literal('1.0') }} / ({{ trials }})) * (1 - ({{ successes }}) * {{ double_literal('1.0') }} / ({{ trials }})) / ({{ trials }})
+                + {{ ci_z() }} * {{ ci_z() }} / ({{ double_literal('4.0') }} * ({{ trials }}) * ({{ trials }}))
             )
         ) / (1 + {{ ci_z() }} * {{ ci_z() }} / ({{ trials }}))
     end
@@ -18,10 +28,10 @@
 {% macro wilson_high(successes, trials) -%}
     case when ({{ trials }}) > 0 then
         (
-            (({{ successes }}) * 1.0 / ({{ trials }})) + {{ ci_z() }} * {{ ci_z() }} / (2.0 * ({{ trials }}))
+            (({{ successes }}) * {{ double_literal('1.0') }} / ({{ trials }})) + {{ ci_z() }} * {{ ci_z() }} / ({{ double_literal('2.0') }} * ({{ trials }}))
             + {{ ci_z() }} * sqrt(
-                (({{ successes }}) * 1.0 / ({{ trials }})) * (1 - ({{ successes }}) * 1.0 / ({{ trials }})) / ({{ trials }})
-                + {{ ci_z() }} * {{ ci_z() }} / (4.0 * ({{ trials }}) * ({{ trials }}))
+                (({{ successes }}) * {{ double_literal('1.0') }} / ({{ trials }})) * (1 - ({{ successes }}) * {{ double_literal('1.0') }} / ({{ trials }})) / ({{ trials }})
+                + {{ ci_z() }} * {{ ci_z() }} / ({{ double_literal('4.0') }} * ({{ trials }}) * ({{ trials }}))
             )
         ) / (1 + {{ ci_z() }} * {{ ci_z() }} / ({{ trials }}))
     end
@@ -35,7 +45,7 @@
 {%- endmacro %}
 
 {% macro safe_divide(numerator, denominator) -%}
-    case when ({{ denominator }}) <> 0 then ({{ numerator }}) * 1.0 / ({{ denominator }}) end
+    case when ({{ denominator }}) <> 0 then ({{ numerator }}) * {{ double_literal('1.0') }} / ({{ denominator }}) end
 {%- endmacro %}
 
 {#- Natural log of p clipped to [eps, 1 - eps], as scikit-learn's log_loss clips. -#}
@@ -89,4 +99,31 @@
 
 {% macro spark__group_key(columns) -%}
     xxhash64({{ columns | join(', ') }})
+{%- endmacro %}
+
+{#- Seconds from one timestamp to a later one, counted in whole milliseconds. -#}
+{% macro seconds_between(start_timestamp, end_timestamp) -%}
+    {{ return(adapter.dispatch('seconds_between', 'mlwatch')(start_timestamp, end_timestamp)) }}
+{%- endmacro %}
+
+{% macro default__seconds_between(start_timestamp, end_timestamp) -%}
+    {{ dbt.datediff(start_timestamp, end_timestamp, 'millisecond') }} / 1000.0
+{%- endmacro %}
+
+{#- The first element of an array (NULL when it is empty). -#}
+{% macro array_first(array_expression) -%}
+    {{ return(adapter.dispatch('array_first', 'mlwatch')(array_expression)) }}
+{%- endmacro %}
+
+{% macro default__array_first(array_expression) -%}
+    {{ array_expression }}[1]
+{%- endmacro %}
+
+{#- The values of a group joined into one string, in the order of an ORDER BY clause. -#}
+{% macro ordered_listagg(measure, delimiter_text, order_by_clause) -%}
+    {{ return(adapter.dispatch('ordered_listagg', 'mlwatch')(measure, delimiter_text, order_by_clause)) }}
+{%- endmacro %}
+
+{% macro default__ordered_listagg(measure, delimiter_text, order_by_clause) -%}
+    {{ return(dbt.listagg(measure, delimiter_text, order_by_clause)) }}
 {%- endmacro %}

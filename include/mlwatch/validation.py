@@ -17,6 +17,7 @@ from __future__ import annotations
 import datetime as dt
 import logging
 import math
+import sys
 import time
 from dataclasses import dataclass
 from functools import cached_property
@@ -29,6 +30,28 @@ from mlwatch.config import Config, ModelConfig
 from mlwatch.feeds import Feed
 
 log = logging.getLogger(__name__)
+
+def _import_great_expectations():
+    """Import Great Expectations without letting it import pyspark.
+
+    GE imports pyspark at import time when it is installed (requirements.txt has it for
+    the Spark parity test): seconds per validating process, and in a `python -c`
+    interpreter pyspark.sql.connect ends the process with exit status 0 (it takes it for
+    a doctest run). mlwatch validates pandas DataFrames only, so pyspark is hidden while
+    GE is first imported; GE then records it as not installed. A process that has already
+    imported pyspark or GE is left as it is.
+    """
+    if "great_expectations" not in sys.modules and "pyspark" not in sys.modules:
+        sys.modules["pyspark"] = None  # type: ignore[assignment]  # import pyspark -> ImportError
+        try:
+            import great_expectations  # noqa: F401
+        finally:
+            if "pyspark" in sys.modules and sys.modules["pyspark"] is None:
+                del sys.modules["pyspark"]
+    import great_expectations
+
+    return great_expectations
+
 
 # Rows of a model the configuration does not name get the feed's generic checks.
 ANY_MODEL = "*"
@@ -48,6 +71,7 @@ class Check:
     explain: str | None = None     # what the column means, when it is derived
 
     def expectation(self):
+        _import_great_expectations()
         from great_expectations import expectations as E
         from great_expectations.expectations.metadata_types import FailureSeverity
 
@@ -160,7 +184,7 @@ class ContractValidator:
 
     @cached_property
     def _context(self):
-        import great_expectations as gx
+        gx = _import_great_expectations()
         from great_expectations.data_context.types.base import ProgressBarsConfig
 
         context = gx.get_context(mode="ephemeral")
@@ -177,7 +201,7 @@ class ContractValidator:
         return _model_checks(feed, self.config, model)
 
     def _definition(self, feed: str, model_name: str):
-        import great_expectations as gx
+        gx = _import_great_expectations()
 
         key = (feed, model_name)
         if key not in self._definitions:

@@ -1,3 +1,7 @@
+{#- Ephemeral on every engine (dbt_project.yml makes the other intermediate models
+    tables on Spark): each consumer reads its own task's rows and a few columns of it. -#}
+{{ config(materialized='ephemeral') }}
+
 {#- Each labeled prediction once per group it is measured in: its own version and all
     versions ('__all__'), times the whole model ('__all__') and each configured segment
     column with the row's raw value ('__missing__' for NULL). Buckets (top values and

@@ -32,7 +32,7 @@ quarantined_rules as (
         {% if feed == 'stages' %}'__pipeline__'{% else %}coalesce(model_name, '__unknown__'){% endif %} as model_name,
         _partition_date as day,
         '{{ feed }}' as feed,
-        rules[1] as rule
+        {{ array_first('rules') }} as rule
     from {{ source('quarantine', feed) }}
     where _partition_date between {{ first_window_end() }} and {{ run_date() }}
     {% if not loop.last %}union all{% endif %}
@@ -51,7 +51,7 @@ quarantined as (
         day,
         feed,
         sum(n) as n_quarantined,
-        {{ dbt.listagg("rule || ' (' || cast(n as " ~ dbt.type_string() ~ ") || ')'", "', '", "order by n desc, rule") }} as reasons
+        {{ ordered_listagg("rule || ' (' || cast(n as " ~ dbt.type_string() ~ ") || ')'", "', '", "order by n desc, rule") }} as reasons
     from rule_counts
     group by model_name, day, feed
 ),
@@ -62,7 +62,7 @@ warnings as (
         partition_date as day,
         feed,
         sum(n_rows) as n_warnings,
-        {{ dbt.listagg("rule || ' (' || cast(n_rows as " ~ dbt.type_string() ~ ") || ')'", "', '", "order by n_rows desc, rule") }} as warnings
+        {{ ordered_listagg("rule || ' (' || cast(n_rows as " ~ dbt.type_string() ~ ") || ')'", "', '", "order by n_rows desc, rule") }} as warnings
     from {{ source('ops', 'contract_warnings') }}
     where partition_date between {{ first_window_end() }} and {{ run_date() }}
     group by 1, 2, 3
