@@ -33,7 +33,7 @@ from typing import TYPE_CHECKING, Callable
 import yaml
 
 from mlwatch.config import Config
-from mlwatch.transform import _DBT_LOCK, TransformError, _environment, dbt_vars, project_dir
+from mlwatch.transform import TransformError, dbt_vars, invoke, project_dir
 
 if TYPE_CHECKING:  # pragma: no cover
     import pyarrow as pa
@@ -187,8 +187,6 @@ def run_dbt(config: Config, run_date: dt.date, first_window_end: dt.date | None 
 
     The session must exist (start_session): dbt-spark attaches to it.
     """
-    from dbt.cli.main import dbtRunner
-
     first_window_end = first_window_end or run_date
     args = [
         command,
@@ -203,30 +201,9 @@ def run_dbt(config: Config, run_date: dt.date, first_window_end: dt.date | None 
     ]
     if select:
         args += ["--select", select]
-    timings: dict[str, float] = {}
-    failures: list[str] = []
-
-    def on_event(event) -> None:
-        name = event.info.name
-        if name in ("LogModelResult", "LogTestResult"):
-            data = event.data
-            node = getattr(getattr(data, "node_info", None), "node_name", "") or ""
-            status = str(getattr(data, "status", "")).lower()
-            seconds = float(getattr(data, "execution_time", 0.0) or 0.0)
-            if name == "LogModelResult":
-                timings[node] = seconds
-            if status in ("error", "fail"):
-                failures.append(f"{node}: {status}")
-            if progress:
-                progress(f"{node} {status} ({seconds:.1f}s)")
-        elif event.info.level == "error":
-            failures.append(event.info.msg)
-
-    with _DBT_LOCK, _environment(config, run_date, first_window_end):
-        result = dbtRunner(callbacks=[on_event]).invoke(args)
-    if not result.success:
-        detail = "; ".join(dict.fromkeys(failures)) or str(result.exception or "unknown error")
-        raise TransformError(f"dbt {command} on Spark failed for {run_date}: {detail} "
+    timings, failure = invoke(args, config, run_date, first_window_end, progress=progress)
+    if failure is not None:
+        raise TransformError(f"dbt {command} on Spark failed for {run_date}: {failure} "
                              f"(log: {work_dir / 'dbt' / 'logs' / 'dbt.log'})")
     return timings
 

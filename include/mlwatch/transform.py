@@ -124,8 +124,6 @@ def _release_duckdb() -> None:
 def build(config: Config, run_date: dt.date, first_window_end: dt.date | None = None, *,
           select: str | None = None, progress: Callable[[str], None] | None = None) -> dict[str, float]:
     """`dbt build` for the run; returns seconds per model. Raises TransformError on failure."""
-    from dbt.cli.main import dbtRunner
-
     first_window_end = first_window_end or run_date
     artifacts = config.warehouse.parent / "dbt"
     args = [
@@ -140,6 +138,23 @@ def build(config: Config, run_date: dt.date, first_window_end: dt.date | None = 
     ]
     if select:
         args += ["--select", select]
+    started = time.monotonic()
+    timings, failure = invoke(args, config, run_date, first_window_end, progress=progress)
+    log.info("dbt build for %s finished in %.1fs", run_date, time.monotonic() - started)
+    if failure is not None:
+        raise TransformError(
+            f"dbt build failed for {run_date}: {failure}. "
+            f"Details in {artifacts / 'logs' / 'dbt.log'}; fix and rerun `mlwatch run --date {run_date}`."
+        )
+    return timings
+
+
+def invoke(args: list[str], config: Config, run_date: dt.date, first_window_end: dt.date, *,
+           progress: Callable[[str], None] | None = None) -> tuple[dict[str, float], str | None]:
+    """Run dbt with `args` in this process, for any target: seconds per model, and what
+    failed (None when dbt succeeded)."""
+    from dbt.cli.main import dbtRunner
+
     timings: dict[str, float] = {}
     failures: list[str] = []
 
@@ -159,17 +174,11 @@ def build(config: Config, run_date: dt.date, first_window_end: dt.date | None = 
         elif event.info.level == "error":
             failures.append(event.info.msg)
 
-    started = time.monotonic()
     with _DBT_LOCK, _environment(config, run_date, first_window_end):
         try:
             result = dbtRunner(callbacks=[on_event]).invoke(args)
         finally:
             _release_duckdb()
-    log.info("dbt build for %s finished in %.1fs", run_date, time.monotonic() - started)
-    if not result.success:
-        detail = "; ".join(dict.fromkeys(failures)) or str(result.exception or "unknown error")
-        raise TransformError(
-            f"dbt build failed for {run_date}: {detail}. "
-            f"Details in {artifacts / 'logs' / 'dbt.log'}; fix and rerun `mlwatch run --date {run_date}`."
-        )
-    return timings
+    if result.success:
+        return timings, None
+    return timings, "; ".join(dict.fromkeys(failures)) or str(result.exception or "unknown error")
