@@ -61,7 +61,8 @@
 
     -- The ranking metrics sort every group's distinct scores: on one integer key, in one pass.
     score_counts as (
-        select {{ group_key(group_columns) }} as group_key, score, sum(n_pos) as n_pos, sum(n_neg) as n_neg
+        select {{ group_key(group_columns) }} as group_key, score,
+            cast(sum(n_pos) as {{ dbt.type_bigint() }}) as n_pos, cast(sum(n_neg) as {{ dbt.type_bigint() }}) as n_neg
         from {{ scores_relation }}
         group by 1, 2
     ),
@@ -122,34 +123,55 @@
         inner join totals on totals.group_key = cumulated.group_key
     ),
 
-    ranking as (
+    -- Twice each positive's placement (negatives below it, ties counting one half, times
+    -- two) and twice each negative's, summed as exact integers with their squares: the
+    -- AUC is their mean, DeLong's variance their spread, in one pass and without the
+    -- cancellation a floating-point sum of squares would risk.
+    placements as (
         select
             group_key,
-            case when min(total_pos) > 0 and min(total_neg) > 0
-                then sum(n_pos * (neg_below + {{ double_literal('0.5') }} * n_neg)) / ({{ double_literal('1.0') }} * min(total_pos) * min(total_neg)) end as roc_auc,
-            case when min(total_pos) > 0
-                then sum(case when n_pos > 0
-                    then n_pos * tp_at_or_above * {{ double_literal('1.0') }} / (tp_at_or_above + fp_at_or_above) else 0 end
-                ) / min(total_pos) end as pr_auc
+            n_pos,
+            n_neg,
+            tp_at_or_above,
+            fp_at_or_above,
+            total_pos,
+            total_neg,
+            cast(2 * neg_below + n_neg as decimal(38, 0)) as pos_placement,
+            cast(2 * pos_above + n_pos as decimal(38, 0)) as neg_placement
         from ranked
+    ),
+
+    placement_sums as (
+        select
+            group_key,
+            min(total_pos) as total_pos,
+            min(total_neg) as total_neg,
+            sum(n_pos * pos_placement) as pos_sum,
+            sum(n_pos * pos_placement * pos_placement) as pos_sum_sq,
+            sum(n_neg * neg_placement) as neg_sum,
+            sum(n_neg * neg_placement * neg_placement) as neg_sum_sq,
+            sum(case when n_pos > 0
+                then n_pos * tp_at_or_above * {{ double_literal('1.0') }} / (tp_at_or_above + fp_at_or_above) else 0 end
+            ) as precision_sum
+        from placements
         group by group_key
     ),
 
-    delong as (
+    ranking as (
         select
-            ranked.group_key,
-            case when min(ranked.total_pos) > 1 and min(ranked.total_neg) > 1 then
-                sum(ranked.n_pos * ((ranked.neg_below + {{ double_literal('0.5') }} * ranked.n_neg) / ranked.total_neg - ranking.roc_auc)
-                                 * ((ranked.neg_below + {{ double_literal('0.5') }} * ranked.n_neg) / ranked.total_neg - ranking.roc_auc))
-                    / (min(ranked.total_pos) - 1) / min(ranked.total_pos)
-              + sum(ranked.n_neg * ((ranked.pos_above + {{ double_literal('0.5') }} * ranked.n_pos) / ranked.total_pos - ranking.roc_auc)
-                                 * ((ranked.pos_above + {{ double_literal('0.5') }} * ranked.n_pos) / ranked.total_pos - ranking.roc_auc))
-                    / (min(ranked.total_neg) - 1) / min(ranked.total_neg)
+            group_key,
+            case when total_pos > 0 and total_neg > 0
+                then pos_sum / ({{ double_literal('2.0') }} * total_pos * total_neg) end as roc_auc,
+            case when total_pos > 0 then precision_sum / total_pos end as pr_auc,
+            -- sum over positives of (placement / total_neg - auc)^2 is
+            -- (P * pos_sum_sq - pos_sum^2) / (4 P N^2); likewise for the negatives.
+            case when total_pos > 1 and total_neg > 1 then
+                cast(total_pos * pos_sum_sq - pos_sum * pos_sum as {{ type_double() }})
+                    / ({{ double_literal('4.0') }} * total_pos * total_neg * total_neg) / (total_pos - 1) / total_pos
+              + cast(total_neg * neg_sum_sq - neg_sum * neg_sum as {{ type_double() }})
+                    / ({{ double_literal('4.0') }} * total_neg * total_pos * total_pos) / (total_neg - 1) / total_neg
             end as roc_auc_variance
-        from ranked
-        inner join ranking on ranking.group_key = ranked.group_key
-        where ranking.roc_auc is not null
-        group by ranked.group_key
+        from placement_sums
     ),
 
     stats as (
@@ -158,11 +180,10 @@
             t.n_labeled >= t.min_labeled_rows as enough,
             ranking.roc_auc,
             ranking.pr_auc,
-            delong.roc_auc_variance,
+            ranking.roc_auc_variance,
             {{ safe_divide('t.w_tp', 't.w_pos') }} as weighted_recall
         from totals as t
         left join ranking on ranking.group_key = t.group_key
-        left join delong on delong.group_key = t.group_key
     )
 
     {{ metric_rows(group_columns, [

@@ -65,3 +65,14 @@
 {% macro default__add_days(days, date_expression) -%}
     cast({{ dbt.dateadd('day', days, date_expression) }} as date)
 {%- endmacro %}
+
+{#- Aggregate: `value` on the row with the greatest (order_columns...), compared in that
+    order; NULL values are kept, so a NULL on that row is the answer. One hash
+    aggregation instead of a window's sort. -#}
+{% macro value_at_max(value, order_columns) -%}
+    {{ return(adapter.dispatch('value_at_max', 'mlwatch')(value, order_columns)) }}
+{%- endmacro %}
+
+{% macro default__value_at_max(value, order_columns) -%}
+    arg_max_null({{ value }}, row({{ order_columns | join(', ') }}))
+{%- endmacro %}

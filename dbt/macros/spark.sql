@@ -76,3 +76,8 @@
         cast(s.n_labeled as {{ dbt.type_bigint() }}) as n_labeled
     from stats as s
 {%- endmacro %}
+
+{#- max_by keeps a NULL value on the greatest row; structs compare field by field. -#}
+{% macro spark__value_at_max(value, order_columns) -%}
+    max_by({{ value }}, struct({{ order_columns | join(', ') }}))
+{%- endmacro %}

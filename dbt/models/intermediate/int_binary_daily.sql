@@ -1,4 +1,4 @@
-{#- Binary models: per model, version group, day, segment and raw segment value, the
+{#- Binary models: per model, version, day, segment and raw segment value, the
     counts and sums every metric but the ranking ones needs. Everything is additive, so
     a window is the sum of its days. -#}
 

@@ -1,4 +1,4 @@
-{#- Binary models, labeled predictions: per model, version group, day, segment, raw
+{#- Binary models, labeled predictions: per model, version, day, segment, raw
     segment value and distinct score, the positives and negatives. A window's ranking
     metrics (ROC AUC, average precision) need only these counts, summed over its days.
     The other metrics come from int_binary_daily, without the score. -#}
@@ -18,8 +18,10 @@ select
     segment,
     segment_raw_value,
     score,
-    sum(case when is_positive = 1 then 1 else 0 end) as n_pos,
-    sum(case when is_positive = 0 then 1 else 0 end) as n_neg
+    -- 64-bit counts: the ranking's sort carries every distinct score, and DuckDB's sum of
+    -- integers is 128-bit.
+    cast(sum(case when is_positive = 1 then 1 else 0 end) as {{ dbt.type_bigint() }}) as n_pos,
+    cast(sum(case when is_positive = 0 then 1 else 0 end) as {{ dbt.type_bigint() }}) as n_neg
 from rows_by_version
 where is_labeled
 group by model_name, model_version, prediction_day, segment, segment_raw_value, score

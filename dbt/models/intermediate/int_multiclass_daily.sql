@@ -1,4 +1,4 @@
-{#- Multiclass models: per model, version group, day, segment, raw segment value, true
+{#- Multiclass models: per model, version, day, segment, raw segment value, true
     class and predicted class, the counts and log-loss sums the metrics need. The
     probability of the true class comes from the prediction's class_probabilities. -#}
 

@@ -16,20 +16,16 @@ labels as (
     where _partition_date <= {{ run_date() }}
 ),
 
-candidate_labels as (
+-- One row per prediction with a label in its horizon: the latest label (ties: the
+-- greatest label), its weight, and when the first one arrived.
+effective_labels as (
     select
         predictions.model_name,
         predictions.prediction_id,
-        labels.label,
-        labels.labeled_at,
-        labels.label_weight,
-        min(labels.labeled_at) over (
-            partition by predictions.model_name, predictions.prediction_id
-        ) as first_labeled_at,
-        row_number() over (
-            partition by predictions.model_name, predictions.prediction_id
-            order by labels.labeled_at desc, labels.label desc
-        ) as recency
+        {{ value_at_max('labels.label', ['labels.labeled_at', 'labels.label']) }} as label,
+        {{ value_at_max('labels.label_weight', ['labels.labeled_at', 'labels.label']) }} as label_weight,
+        max(labels.labeled_at) as labeled_at,
+        min(labels.labeled_at) as first_labeled_at
     from predictions
     inner join labels
         on labels.model_name = predictions.model_name
@@ -38,10 +34,7 @@ candidate_labels as (
         {{ run_date() }},
         {{ add_days('predictions.label_delay_days', 'predictions.prediction_day') }}
     )
-),
-
-effective_labels as (
-    select * from candidate_labels where recency = 1
+    group by predictions.model_name, predictions.prediction_id
 )
 
 select

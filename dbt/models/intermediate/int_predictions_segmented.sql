@@ -2,9 +2,11 @@
     tables on Spark): each consumer reads its own task's rows and a few columns of it. -#}
 {{ config(materialized='ephemeral') }}
 
-{#- Each labeled prediction once per group it is measured in: its own version and all
-    versions ('__all__'), times the whole model ('__all__') and each configured segment
-    column with the row's raw value ('__missing__' for NULL). Buckets (top values and
+{#- Each labeled prediction once per segment group it is measured in: the whole model
+    ('__all__') and each configured segment column with the row's raw value
+    ('__missing__' for NULL), under its own version (version_group). All versions
+    together ('__all__') are summed from the versions' daily aggregates in
+    marts/performance.sql, so no row is counted twice here. Buckets (top values and
     '__other__') are assigned per window in marts/performance.sql. -#}
 {%- set pairs = [] -%}
 {%- for name, m in var('models').items() -%}
@@ -17,8 +19,6 @@ with labeled as (
 
 versions as (
     select labeled.*, model_version as version_group from labeled
-    union all
-    select labeled.*, cast('__all__' as {{ dbt.type_string() }}) as version_group from labeled
 )
 
 select

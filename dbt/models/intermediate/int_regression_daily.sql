@@ -1,4 +1,4 @@
-{#- Regression models: per model, version group, day, segment and raw segment value,
+{#- Regression models: per model, version, day, segment and raw segment value,
     the sums every metric needs. The spread of the outcome is kept as a per-day mean and
     sum of squared deviations, combined across days without cancellation (Chan et al.). -#}
 

@@ -13,7 +13,7 @@ with bases as (
 volumes as (
     select model_name, segment, segment_raw_value, prediction_day, count(*) as n
     from {{ ref('int_predictions_segmented') }}
-    where version_group = '__all__' and segment <> '__all__'
+    where segment <> '__all__'
     group by model_name, segment, segment_raw_value, prediction_day
 ),
 

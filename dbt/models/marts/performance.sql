@@ -16,7 +16,7 @@
     model's reference period up to D, all versions together, in the same segment bucket:
     a window that ends inside the reference period is compared with what was known of
     the reference by then. -#}
-{%- set window_groups = ['model_name', 'model_version', 'window_end', 'window_days', 'segment', 'segment_value'] %}
+{%- set window_groups = ['model_name', 'version_group', 'window_end', 'window_days', 'segment', 'segment_value'] %}
 {%- set reference_groups = ['model_name', 'reference_until', 'segment', 'segment_value'] %}
 
 with window_ends as (
@@ -33,12 +33,40 @@ reference_slices as (
     where reference_until is not null
 ),
 
+-- The daily aggregates are per version: each version's rows count for the version
+-- itself (NULL here: its own name) and for all versions together ('__all__').
+version_slots as (
+    select cast(null as {{ dbt.type_string() }}) as version_group
+    union all
+    select cast('__all__' as {{ dbt.type_string() }}) as version_group
+),
+
 {%- for task, relation in [('binary', 'int_binary_daily'), ('binary_score', 'int_binary_score_counts'),
                            ('regression', 'int_regression_daily'), ('multiclass', 'int_multiclass_daily')] %}
 
 {{ task }}_days as (
     select * from {{ ref(relation) }}
 ),
+{%- if task == 'binary_score' %}
+
+-- Windows in which a single version has labeled rows: there all versions together rank
+-- exactly as that version, so its scores are not sorted a second time (see
+-- window_metrics_complete).
+binary_single_version_windows as (
+    select
+        window_ends.model_name,
+        window_ends.window_end,
+        window_ends.window_days,
+        min(days.model_version) as only_version
+    from binary_days as days
+    inner join window_ends
+        on window_ends.model_name = days.model_name
+        and days.prediction_day between window_ends.window_start and window_ends.window_end
+    where days.segment = '__all__' and days.n_pos + days.n_neg > 0
+    group by window_ends.model_name, window_ends.window_end, window_ends.window_days
+    having count(distinct days.model_version) = 1
+),
+{%- endif %}
 
 {{ task }}_window_days as (
     select
@@ -46,8 +74,10 @@ reference_slices as (
         window_ends.window_days,
         case when days.segment = '__all__' then '__all__' else coalesce(buckets.segment_value, '__other__') end
             as segment_value,
+        coalesce(version_slots.version_group, days.model_version) as version_group,
         days.*
     from {{ task }}_days as days
+    cross join version_slots
     inner join window_ends
         on window_ends.model_name = days.model_name
         and days.prediction_day between window_ends.window_start and window_ends.window_end
@@ -57,6 +87,13 @@ reference_slices as (
         and buckets.segment_basis_end = window_ends.segment_basis_end
         and buckets.segment = days.segment
         and buckets.segment_raw_value = days.segment_raw_value
+    {%- if task == 'binary_score' %}
+    left join binary_single_version_windows as single_version
+        on single_version.model_name = window_ends.model_name
+        and single_version.window_end = window_ends.window_end
+        and single_version.window_days = window_ends.window_days
+    where version_slots.version_group is null or single_version.model_name is null
+    {%- endif %}
 ),
 
 {{ task }}_reference_days as (
@@ -68,7 +105,6 @@ reference_slices as (
     from {{ task }}_days as days
     inner join reference_slices
         on reference_slices.model_name = days.model_name
-        and days.model_version = '__all__'
         and days.prediction_day between reference_slices.reference_start and reference_slices.reference_until
     left join buckets
         on buckets.model_name = days.model_name
@@ -87,6 +123,38 @@ window_metrics as (
     select * from {{ multiclass_metrics('multiclass_window_days', window_groups) }}
 ),
 
+-- All versions' ranking metrics in a single-version window: the version's own.
+window_metrics_complete as (
+    select
+        window_metrics.model_name,
+        window_metrics.version_group,
+        window_metrics.window_end,
+        window_metrics.window_days,
+        window_metrics.segment,
+        window_metrics.segment_value,
+        window_metrics.metric,
+        case when own.metric is null then window_metrics.value else own.value end as value,
+        case when own.metric is null then window_metrics.ci_low else own.ci_low end as ci_low,
+        case when own.metric is null then window_metrics.ci_high else own.ci_high end as ci_high,
+        window_metrics.n_predictions,
+        window_metrics.n_labeled
+    from window_metrics
+    left join binary_single_version_windows as single_version
+        on single_version.model_name = window_metrics.model_name
+        and single_version.window_end = window_metrics.window_end
+        and single_version.window_days = window_metrics.window_days
+        and window_metrics.version_group = '__all__'
+        and window_metrics.metric in ('roc_auc', 'pr_auc')
+    left join window_metrics as own
+        on own.model_name = single_version.model_name
+        and own.version_group = single_version.only_version
+        and own.window_end = window_metrics.window_end
+        and own.window_days = window_metrics.window_days
+        and own.segment = window_metrics.segment
+        and own.segment_value = window_metrics.segment_value
+        and own.metric = window_metrics.metric
+),
+
 reference_metrics as (
     select * from {{ binary_metrics('binary_reference_days', 'binary_score_reference_days', reference_groups) }}
     union all
@@ -96,28 +164,28 @@ reference_metrics as (
 )
 
 select
-    window_metrics.model_name,
-    window_metrics.model_version,
-    window_metrics.window_days,
-    window_metrics.window_end,
-    window_metrics.segment,
-    window_metrics.segment_value,
-    window_metrics.metric,
-    window_metrics.value,
-    window_metrics.n_predictions,
-    window_metrics.n_labeled,
-    {{ safe_divide('window_metrics.n_labeled', 'window_metrics.n_predictions') }} as label_coverage,
-    window_metrics.ci_low,
-    window_metrics.ci_high,
+    window_metrics_complete.model_name,
+    window_metrics_complete.version_group as model_version,
+    window_metrics_complete.window_days,
+    window_metrics_complete.window_end,
+    window_metrics_complete.segment,
+    window_metrics_complete.segment_value,
+    window_metrics_complete.metric,
+    window_metrics_complete.value,
+    window_metrics_complete.n_predictions,
+    window_metrics_complete.n_labeled,
+    {{ safe_divide('window_metrics_complete.n_labeled', 'window_metrics_complete.n_predictions') }} as label_coverage,
+    window_metrics_complete.ci_low,
+    window_metrics_complete.ci_high,
     reference_metrics.value as reference_value
-from window_metrics
+from window_metrics_complete
 inner join window_ends
-    on window_ends.model_name = window_metrics.model_name
-    and window_ends.window_days = window_metrics.window_days
-    and window_ends.window_end = window_metrics.window_end
+    on window_ends.model_name = window_metrics_complete.model_name
+    and window_ends.window_days = window_metrics_complete.window_days
+    and window_ends.window_end = window_metrics_complete.window_end
 left join reference_metrics
-    on reference_metrics.model_name = window_metrics.model_name
+    on reference_metrics.model_name = window_metrics_complete.model_name
     and reference_metrics.reference_until = window_ends.reference_until
-    and reference_metrics.segment = window_metrics.segment
-    and reference_metrics.segment_value = window_metrics.segment_value
-    and reference_metrics.metric = window_metrics.metric
+    and reference_metrics.segment = window_metrics_complete.segment
+    and reference_metrics.segment_value = window_metrics_complete.segment_value
+    and reference_metrics.metric = window_metrics_complete.metric
