@@ -11,6 +11,7 @@ from __future__ import annotations
 import datetime as dt
 
 import duckdb
+import numpy as np
 
 from mlwatch.drift.reference import OTHER, SCORE, ModelReference
 from mlwatch.warehouse import quote
@@ -59,17 +60,22 @@ def _count_day(con: duckdb.DuckDBPyConnection, reference: ModelReference, day: d
     for f in reference.features.values():
         column = quote(f.column)
         if f.kind == "numeric":
-            selects += [f"count({column})", f"histogram({column}, ?::DOUBLE[])", f"histogram({column}, ?::DOUBLE[])",
-                        f"count(*) FILTER (WHERE {column} < ?)", f"count(*) FILTER (WHERE {column} > ?)",
+            selects += [f"count({column})", f"histogram({column}, ?::DOUBLE[])"]
+            params += [f.edges]
+            if _psi_edges_within(f) is None:  # a summary whose deciles are not fine edges
+                selects.append(f"histogram({column}, ?::DOUBLE[])")
+                params.append(f.psi_edges)
+            selects += [f"count(*) FILTER (WHERE {column} < ?)", f"count(*) FILTER (WHERE {column} > ?)",
                         f"min({column})", f"max({column})",
                         # How far values lie beyond the reference's range, summed exactly.
                         f"sum(CAST(? - {column} AS DECIMAL(38, 12))) FILTER (WHERE {column} < ?)",
                         f"sum(CAST({column} - ? AS DECIMAL(38, 12))) FILTER (WHERE {column} > ?)"]
-            params += [f.edges, f.psi_edges, f.minimum, f.maximum, f.minimum, f.minimum, f.maximum, f.maximum]
+            params += [f.minimum, f.maximum, f.minimum, f.minimum, f.maximum, f.maximum]
         else:
-            selects += [f"count({column})",
-                        f"histogram(CASE WHEN list_contains(?::VARCHAR[], CAST({column} AS VARCHAR)) "
-                        f"THEN CAST({column} AS VARCHAR) ELSE '{OTHER}' END) FILTER (WHERE {column} IS NOT NULL)"]
+            # Counted by the category's 1-based position in the reference's list (NULL:
+            # not a reference category, '__other__' is the rest): a small integer map
+            # however many distinct values the day brings.
+            selects += [f"count({column})", f"histogram(list_position(?::VARCHAR[], CAST({column} AS VARCHAR)))"]
             params += [f.categories]
     # The day's rows all sit in its own partition (ingest enforces predicted_at's date).
     row = con.execute(
@@ -80,19 +86,38 @@ def _count_day(con: duckdb.DuckDBPyConnection, reference: ModelReference, day: d
     values = iter(row)
     for f in reference.features.values():
         if f.kind == "numeric":
-            n, fine, psi, below, above, minimum, maximum, tail_below, tail_above = (next(values) for _ in range(9))
+            n, fine = next(values), next(values)
             counts = _aligned(fine, [*f.edges, float("inf")])
-            psi_counts = _aligned(psi, [*f.psi_edges, float("inf")])
+            within = _psi_edges_within(f)
+            if within is None:
+                psi_counts = _aligned(next(values), [*f.psi_edges, float("inf")])
+            else:
+                psi_counts = [int(c) for c in np.bincount(within, weights=counts, minlength=len(f.psi_edges) + 1)]
+            below, above, minimum, maximum, tail_below, tail_above = (next(values) for _ in range(6))
             tail_below, tail_above = float(tail_below or 0), float(tail_above or 0)
         else:
-            n, histogram = next(values), next(values)
-            counts = _aligned(histogram, [*f.categories, OTHER])
+            n, positions = next(values), next(values) or {}
+            counts = [int(positions.get(i + 1, 0)) for i in range(len(f.categories))]
+            counts.append(int(n) - sum(counts))  # OTHER
             psi_counts, below, above, minimum, maximum, tail_below, tail_above = counts, None, None, None, None, None, None
         bins = len(psi_counts)
         score_sums = [float(sums.get((f.feature, b), 0.0)) for b in range(bins)] if f.feature != SCORE else None
         con.execute("INSERT INTO ops.drift_daily VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                     [reference.model_name, reference.reference_id, day, fingerprint, f.feature, n, counts,
                      psi_counts, below, above, minimum, maximum, score_sums, tail_below, tail_above])
+
+
+def _psi_edges_within(f) -> np.ndarray | None:
+    """Per fine bin (and the one above the last edge), its PSI bin; None unless every PSI edge is a fine edge.
+
+    Fine bins are (e[j-1], e[j]]; when the deciles are among the fine edges, every fine
+    bin lies inside one PSI bin, and the PSI counts are sums of fine counts: one
+    histogram per feature instead of two.
+    """
+    edges, psi = np.asarray(f.edges, dtype=float), np.asarray(f.psi_edges, dtype=float)
+    if not np.isin(psi, edges).all():
+        return None
+    return np.searchsorted(psi, np.append(edges, np.inf), side="left")
 
 
 def _bin_expression(f) -> str:

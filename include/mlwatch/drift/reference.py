@@ -115,11 +115,14 @@ def _summarize(con: duckdb.DuckDBPyConnection, name: str, model: ModelConfig, ri
     for feature, kind in features_of(model).items():
         column = quote("score" if feature == SCORE else feature)
         if kind == "numeric":
-            edges, psi_edges, minimum, maximum, spread = con.execute(
-                f"SELECT quantile_cont({column}, ?), quantile_cont({column}, ?), min({column}), max({column}), "
-                f"stddev_pop({column}) FROM raw.predictions WHERE {where}", [fine, deciles, *params]).fetchone()
+            edges, minimum, maximum, spread = con.execute(
+                f"SELECT quantile_cont({column}, ?), min({column}), max({column}), "
+                f"stddev_pop({column}) FROM raw.predictions WHERE {where}", [fine, *params]).fetchone()
             if edges is None:  # no values in the reference
                 continue
+            # The deciles are fine quantiles too (k/10 = 100k/1000): PSI bins are unions of
+            # fine bins, and a day's PSI counts come from its fine histogram.
+            psi_edges = [edges[fine.index(q)] for q in deciles]
             # The reference's minimum and maximum bound the fine bins too: beyond them, the
             # Wasserstein distance is exact from the tail sums the daily histograms keep.
             con.execute("INSERT INTO ops.drift_reference VALUES (?, ?, ?, ?, ?, 'numeric', ?, ?, NULL, ?, ?, ?)",
