@@ -55,7 +55,17 @@ def ensure(con: duckdb.DuckDBPyConnection, reference: ModelReference, days: list
     return counted
 
 
+DAY_ROWS = "FROM raw.predictions WHERE model_name = ? AND _partition_date = ? AND CAST(predicted_at AS DATE) = ?"
+
+
 def _count_day(con: duckdb.DuckDBPyConnection, reference: ModelReference, day: dt.date, fingerprint: str) -> None:
+    # The day's rows all sit in its own partition (ingest enforces predicted_at's date).
+    where = [reference.model_name, day, day]
+    numeric = [f for f in reference.features.values() if f.kind == "numeric"]
+    extremes = con.execute(
+        f"SELECT {', '.join(f'min({quote(f.column)}), max({quote(f.column)})' for f in numeric) or 'NULL'} {DAY_ROWS}",
+        where).fetchone()
+    ranges = {f.feature: (extremes[2 * i], extremes[2 * i + 1]) for i, f in enumerate(numeric)}
     selects, params = [], []
     for f in reference.features.values():
         column = quote(f.column)
@@ -65,22 +75,24 @@ def _count_day(con: duckdb.DuckDBPyConnection, reference: ModelReference, day: d
             if _psi_edges_within(f) is None:  # a summary whose deciles are not fine edges
                 selects.append(f"histogram({column}, ?::DOUBLE[])")
                 params.append(f.psi_edges)
-            selects += [f"count(*) FILTER (WHERE {column} < ?)", f"count(*) FILTER (WHERE {column} > ?)",
-                        f"min({column})", f"max({column})",
-                        # How far values lie beyond the reference's range, summed exactly.
-                        f"sum(CAST(? - {column} AS DECIMAL(38, 12))) FILTER (WHERE {column} < ?)",
-                        f"sum(CAST({column} - ? AS DECIMAL(38, 12))) FILTER (WHERE {column} > ?)"]
-            params += [f.minimum, f.maximum, f.minimum, f.minimum, f.maximum, f.maximum]
+            # Rows beyond the reference's range, and how far beyond (summed exactly): only
+            # asked for when the day's minimum or maximum says there are any.
+            low, high = ranges[f.feature]
+            if low is not None and low < f.minimum:
+                selects += [f"count(*) FILTER (WHERE {column} < ?)",
+                            f"sum(CAST(? - {column} AS DECIMAL(38, 12))) FILTER (WHERE {column} < ?)"]
+                params += [f.minimum, f.minimum, f.minimum]
+            if high is not None and high > f.maximum:
+                selects += [f"count(*) FILTER (WHERE {column} > ?)",
+                            f"sum(CAST({column} - ? AS DECIMAL(38, 12))) FILTER (WHERE {column} > ?)"]
+                params += [f.maximum, f.maximum, f.maximum]
         else:
             # Counted by the category's 1-based position in the reference's list (NULL:
             # not a reference category, '__other__' is the rest): a small integer map
             # however many distinct values the day brings.
             selects += [f"count({column})", f"histogram(list_position(?::VARCHAR[], CAST({column} AS VARCHAR)))"]
             params += [f.categories]
-    # The day's rows all sit in its own partition (ingest enforces predicted_at's date).
-    row = con.execute(
-        f"SELECT {', '.join(selects)} FROM raw.predictions WHERE model_name = ? AND _partition_date = ? "
-        "AND CAST(predicted_at AS DATE) = ?", [*params, reference.model_name, day, day]).fetchone()
+    row = con.execute(f"SELECT {', '.join(selects)} {DAY_ROWS}", [*params, *where]).fetchone()
     sums = _score_sums(con, reference, day)
     con.execute("DELETE FROM ops.drift_daily WHERE model_name = ? AND day = ?", [reference.model_name, day])
     values = iter(row)
@@ -93,7 +105,9 @@ def _count_day(con: duckdb.DuckDBPyConnection, reference: ModelReference, day: d
                 psi_counts = _aligned(next(values), [*f.psi_edges, float("inf")])
             else:
                 psi_counts = [int(c) for c in np.bincount(within, weights=counts, minlength=len(f.psi_edges) + 1)]
-            below, above, minimum, maximum, tail_below, tail_above = (next(values) for _ in range(6))
+            minimum, maximum = ranges[f.feature]
+            below, tail_below = (next(values), next(values)) if minimum is not None and minimum < f.minimum else (0, 0)
+            above, tail_above = (next(values), next(values)) if maximum is not None and maximum > f.maximum else (0, 0)
             tail_below, tail_above = float(tail_below or 0), float(tail_above or 0)
         else:
             n, positions = next(values), next(values) or {}
@@ -141,7 +155,6 @@ def _score_sums(con: duckdb.DuckDBPyConnection, reference: ModelReference, day: 
     if not branches:
         return {}
     rows = con.execute(
-        "WITH day_rows AS (SELECT * FROM raw.predictions WHERE model_name = ? AND _partition_date = ? "
-        f"AND CAST(predicted_at AS DATE) = ?) {' UNION ALL '.join(branches)}",
+        f"WITH day_rows AS (SELECT * {DAY_ROWS}) {' UNION ALL '.join(branches)}",
         [reference.model_name, day, day]).fetchall()
     return {(feature, int(b)): float(total) for feature, b, total in rows}
