@@ -183,3 +183,19 @@ def test_demo_stable_period_raises_no_drift(demo_warehouse):
                     <= inc.FEATURE_OUTAGE.last_day() + dt.timedelta(days=window - 1)) \
                 or (feature == "session_length_s" and end >= inc.COVARIATE_DRIFT.first_day()), (window, end, feature)
         assert drifted(demo_warehouse, "delivery_eta", window) == []
+
+
+@pytest.mark.parametrize("values", [
+    np.random.default_rng(7).normal(0, 1, 5_003),
+    np.repeat([1.0, 2.0, 2.0, 5.0], 250),                         # ties: edges repeat, then collapse
+    np.array([3.25]),                                             # one value
+])
+def test_reference_quantiles_equal_numpy_bit_for_bit(values):
+    con = duckdb.connect()
+    con.execute("CREATE SCHEMA raw")
+    frame = pd.DataFrame({"model_name": "m", "x": np.append(values, np.nan)})   # a NULL is not a value
+    con.execute("CREATE TABLE raw.predictions AS SELECT model_name, CASE WHEN isnan(x) THEN NULL ELSE x END AS x "
+                "FROM frame")
+    probabilities = [k / reference.FINE_BINS for k in range(1, reference.FINE_BINS)]
+    got = reference._quantiles(con, '"x"', "model_name = ?", ["m"], len(values), probabilities)
+    assert got == np.quantile(values, probabilities).tolist()

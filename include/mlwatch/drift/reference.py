@@ -12,6 +12,7 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import json
+import math
 from dataclasses import dataclass, field
 
 import duckdb
@@ -115,11 +116,12 @@ def _summarize(con: duckdb.DuckDBPyConnection, name: str, model: ModelConfig, ri
     for feature, kind in features_of(model).items():
         column = quote("score" if feature == SCORE else feature)
         if kind == "numeric":
-            edges, minimum, maximum, spread = con.execute(
-                f"SELECT quantile_cont({column}, ?), min({column}), max({column}), "
-                f"stddev_pop({column}) FROM raw.predictions WHERE {where}", [fine, *params]).fetchone()
-            if edges is None:  # no values in the reference
+            n, minimum, maximum, spread = con.execute(
+                f"SELECT count({column}), min({column}), max({column}), stddev_pop({column}) "
+                f"FROM raw.predictions WHERE {where}", params).fetchone()
+            if not n:  # no values in the reference
                 continue
+            edges = _quantiles(con, column, where, params, n, fine)
             # The deciles are fine quantiles too (k/10 = 100k/1000): PSI bins are unions of
             # fine bins, and a day's PSI counts come from its fine histogram.
             psi_edges = [edges[fine.index(q)] for q in deciles]
@@ -138,6 +140,28 @@ def _summarize(con: duckdb.DuckDBPyConnection, name: str, model: ModelConfig, ri
                         "NULL, NULL, NULL)",
                         [name, rid, model.reference.start, model.reference.end, feature,
                          sorted(str(value) for value, _ in counts)])
+
+
+def _quantiles(con: duckdb.DuckDBPyConnection, column: str, where: str, params: list, n: int,
+               probabilities: list[float]) -> list[float]:
+    """Linear-interpolation quantiles (numpy's default, type 7) of the column's n non-NULL values.
+
+    One sort of the reference in DuckDB and only the ~2 values per quantile brought back:
+    quantile_cont with a thousand probabilities took a second and a half per feature on a
+    million rows, this a tenth of that.
+    """
+    positions = [(n - 1) * p for p in probabilities]
+    ranks = sorted({math.floor(h) for h in positions} | {math.ceil(h) for h in positions})
+    values = dict(con.execute(
+        f"SELECT i, v FROM (SELECT {column} AS v, row_number() OVER (ORDER BY {column}) - 1 AS i "
+        f"FROM raw.predictions WHERE {where} AND {column} IS NOT NULL) WHERE i IN (SELECT unnest(?::BIGINT[]))",
+        [*params, ranks]).fetchall())
+    quantiles = []
+    for h in positions:
+        low, high, t = values[math.floor(h)], values[math.ceil(h)], h - math.floor(h)
+        # numpy's lerp, so that the edges equal numpy.quantile's bit for bit.
+        quantiles.append(high - (high - low) * (1 - t) if t >= 0.5 else low + (high - low) * t)
+    return quantiles
 
 
 def _distinct(values: list[float]) -> list[float]:
