@@ -52,6 +52,29 @@
     {{ return(selects | join('\n    union all\n    ')) }}
 {%- endmacro %}
 
+{#- A metric that is the mean of a per-row term, with the normal interval of a mean:
+    (name, value, ci_low, ci_high) for metric_rows. `total` and `total_sq` are the sums of
+    the term and of its square over the labeled rows; at_least_zero clips the lower bound
+    of a term that cannot be negative. -#}
+{% macro _mean_metric(name, total, total_sq, condition='s.enough', at_least_zero=false) -%}
+    {%- set mean = total ~ ' / s.n_labeled' -%}
+    {%- set margin = ci_z() ~ ' * ' ~ mean_standard_error('s.n_labeled', total, total_sq) -%}
+    {%- set low = mean ~ ' - ' ~ margin -%}
+    {{ return((name,
+        'case when ' ~ condition ~ ' then ' ~ mean ~ ' end',
+        'case when ' ~ condition ~ ' then ' ~ ('greatest(0, ' ~ low ~ ')' if at_least_zero else low) ~ ' end',
+        'case when ' ~ condition ~ ' then ' ~ mean ~ ' + ' ~ margin ~ ' end')) }}
+{%- endmacro %}
+
+{#- A metric that is a proportion successes / trials, with its Wilson score interval:
+    (name, value, ci_low, ci_high) for metric_rows. -#}
+{% macro _proportion_metric(name, successes, trials, condition='s.enough') -%}
+    {{ return((name,
+        'case when ' ~ condition ~ ' then ' ~ safe_divide(successes, trials) ~ ' end',
+        'case when ' ~ condition ~ ' then ' ~ wilson_low(successes, trials) ~ ' end',
+        'case when ' ~ condition ~ ' then ' ~ wilson_high(successes, trials) ~ ' end')) }}
+{%- endmacro %}
+
 {% macro binary_metrics(sums_relation, scores_relation, group_columns) -%}
 {%- set g = group_columns | join(', ') -%}
 (
@@ -197,38 +220,17 @@
                 ~ ci_z() ~ ' / sqrt(s.n_pos * s.pr_auc * (1 - s.pr_auc))))) end',
             'case when s.enough and s.pr_auc > 0 and s.pr_auc < 1 then 1 / (1 + exp(-(ln(s.pr_auc / (1 - s.pr_auc)) + '
                 ~ ci_z() ~ ' / sqrt(s.n_pos * s.pr_auc * (1 - s.pr_auc))))) end'),
-        ('accuracy',
-            'case when s.enough then ' ~ safe_divide('s.n_tp + s.n_tn', 's.n_labeled') ~ ' end',
-            'case when s.enough then ' ~ wilson_low('s.n_tp + s.n_tn', 's.n_labeled') ~ ' end',
-            'case when s.enough then ' ~ wilson_high('s.n_tp + s.n_tn', 's.n_labeled') ~ ' end'),
-        ('precision',
-            'case when s.enough then ' ~ safe_divide('s.n_tp', 's.n_tp + s.n_fp') ~ ' end',
-            'case when s.enough then ' ~ wilson_low('s.n_tp', 's.n_tp + s.n_fp') ~ ' end',
-            'case when s.enough then ' ~ wilson_high('s.n_tp', 's.n_tp + s.n_fp') ~ ' end'),
-        ('recall',
-            'case when s.enough then ' ~ safe_divide('s.n_tp', 's.n_tp + s.n_fn') ~ ' end',
-            'case when s.enough then ' ~ wilson_low('s.n_tp', 's.n_tp + s.n_fn') ~ ' end',
-            'case when s.enough then ' ~ wilson_high('s.n_tp', 's.n_tp + s.n_fn') ~ ' end'),
+        _proportion_metric('accuracy', 's.n_tp + s.n_tn', 's.n_labeled'),
+        _proportion_metric('precision', 's.n_tp', 's.n_tp + s.n_fp'),
+        _proportion_metric('recall', 's.n_tp', 's.n_tp + s.n_fn'),
         ('f1',
             'case when s.enough then ' ~ safe_divide('2 * s.n_tp', '2 * s.n_tp + s.n_fp + s.n_fn') ~ ' end',
             'case when s.enough then ' ~ wilson_low('s.n_tp', 's.n_tp + (s.n_fp + s.n_fn) / ' ~ double_literal('2.0')) ~ ' end',
             'case when s.enough then ' ~ wilson_high('s.n_tp', 's.n_tp + (s.n_fp + s.n_fn) / ' ~ double_literal('2.0')) ~ ' end'),
-        ('log_loss',
-            'case when s.enough then s.sum_log_loss / s.n_labeled end',
-            'case when s.enough then s.sum_log_loss / s.n_labeled - ' ~ ci_z() ~ ' * '
-                ~ mean_standard_error('s.n_labeled', 's.sum_log_loss', 's.sum_log_loss_sq') ~ ' end',
-            'case when s.enough then s.sum_log_loss / s.n_labeled + ' ~ ci_z() ~ ' * '
-                ~ mean_standard_error('s.n_labeled', 's.sum_log_loss', 's.sum_log_loss_sq') ~ ' end'),
-        ('brier',
-            'case when s.enough then s.sum_brier / s.n_labeled end',
-            'case when s.enough then greatest(0, s.sum_brier / s.n_labeled - ' ~ ci_z() ~ ' * '
-                ~ mean_standard_error('s.n_labeled', 's.sum_brier', 's.sum_brier_sq') ~ ') end',
-            'case when s.enough then s.sum_brier / s.n_labeled + ' ~ ci_z() ~ ' * '
-                ~ mean_standard_error('s.n_labeled', 's.sum_brier', 's.sum_brier_sq') ~ ' end'),
-        ('positive_rate',
-            'case when s.n_predictions >= s.min_labeled_rows then ' ~ safe_divide('s.n_predicted_positive', 's.n_predictions') ~ ' end',
-            'case when s.n_predictions >= s.min_labeled_rows then ' ~ wilson_low('s.n_predicted_positive', 's.n_predictions') ~ ' end',
-            'case when s.n_predictions >= s.min_labeled_rows then ' ~ wilson_high('s.n_predicted_positive', 's.n_predictions') ~ ' end'),
+        _mean_metric('log_loss', 's.sum_log_loss', 's.sum_log_loss_sq'),
+        _mean_metric('brier', 's.sum_brier', 's.sum_brier_sq', at_least_zero=true),
+        _proportion_metric('positive_rate', 's.n_predicted_positive', 's.n_predictions',
+            condition='s.n_predictions >= s.min_labeled_rows'),
         ('weighted_recall',
             'case when s.enough then s.weighted_recall end',
             'case when s.enough and s.w_pos > 0 then greatest(0, s.weighted_recall - ' ~ ci_z() ~ ' * sqrt(greatest(0, '
@@ -286,22 +288,12 @@
     )
 
     {{ metric_rows(group_columns, [
-        ('mae',
-            'case when s.enough then s.sum_abs_error / s.n_labeled end',
-            'case when s.enough then greatest(0, s.sum_abs_error / s.n_labeled - ' ~ ci_z() ~ ' * '
-                ~ mean_standard_error('s.n_labeled', 's.sum_abs_error', 's.sum_squared_error') ~ ') end',
-            'case when s.enough then s.sum_abs_error / s.n_labeled + ' ~ ci_z() ~ ' * '
-                ~ mean_standard_error('s.n_labeled', 's.sum_abs_error', 's.sum_squared_error') ~ ' end'),
+        _mean_metric('mae', 's.sum_abs_error', 's.sum_squared_error', at_least_zero=true),
         ('rmse',
             'case when s.enough then sqrt(s.mse) end',
             'case when s.enough then sqrt(greatest(0, s.mse - ' ~ ci_z() ~ ' * s.mse_se)) end',
             'case when s.enough then sqrt(s.mse + ' ~ ci_z() ~ ' * s.mse_se) end'),
-        ('mape',
-            'case when s.enough then s.sum_ape / s.n_labeled end',
-            'case when s.enough then greatest(0, s.sum_ape / s.n_labeled - ' ~ ci_z() ~ ' * '
-                ~ mean_standard_error('s.n_labeled', 's.sum_ape', 's.sum_ape_sq') ~ ') end',
-            'case when s.enough then s.sum_ape / s.n_labeled + ' ~ ci_z() ~ ' * '
-                ~ mean_standard_error('s.n_labeled', 's.sum_ape', 's.sum_ape_sq') ~ ' end'),
+        _mean_metric('mape', 's.sum_ape', 's.sum_ape_sq', at_least_zero=true),
         ('r2',
             'case when s.enough and s.total_sum_squares > 0 then 1 - s.sum_squared_error / s.total_sum_squares end',
             'case when s.enough and s.total_sum_squares > 0 then 1 - (s.mse + ' ~ ci_z() ~ ' * s.mse_se) * s.n_labeled / s.total_sum_squares end',
@@ -395,20 +387,13 @@
     )
 
     {{ metric_rows(group_columns, [
-        ('accuracy',
-            'case when s.enough then ' ~ safe_divide('s.n_correct', 's.n_labeled') ~ ' end',
-            'case when s.enough then ' ~ wilson_low('s.n_correct', 's.n_labeled') ~ ' end',
-            'case when s.enough then ' ~ wilson_high('s.n_correct', 's.n_labeled') ~ ' end'),
+        _proportion_metric('accuracy', 's.n_correct', 's.n_labeled'),
         ('macro_f1',
             'case when s.enough then s.macro_f1 end',
             'case when s.enough then greatest(0, s.macro_f1 - ' ~ ci_z() ~ ' * sqrt(s.macro_f1_variance)) end',
             'case when s.enough then least(1, s.macro_f1 + ' ~ ci_z() ~ ' * sqrt(s.macro_f1_variance)) end'),
-        ('log_loss',
-            'case when s.enough and s.n_with_probability = s.n_labeled then s.sum_log_loss / s.n_labeled end',
-            'case when s.enough and s.n_with_probability = s.n_labeled then s.sum_log_loss / s.n_labeled - ' ~ ci_z() ~ ' * '
-                ~ mean_standard_error('s.n_labeled', 's.sum_log_loss', 's.sum_log_loss_sq') ~ ' end',
-            'case when s.enough and s.n_with_probability = s.n_labeled then s.sum_log_loss / s.n_labeled + ' ~ ci_z() ~ ' * '
-                ~ mean_standard_error('s.n_labeled', 's.sum_log_loss', 's.sum_log_loss_sq') ~ ' end')
+        _mean_metric('log_loss', 's.sum_log_loss', 's.sum_log_loss_sq',
+            condition='s.enough and s.n_with_probability = s.n_labeled')
     ]) }}
 )
 {%- endmacro %}
