@@ -13,7 +13,7 @@ import datetime as dt
 import duckdb
 import numpy as np
 
-from mlwatch.drift.reference import OTHER, SCORE, ModelReference
+from mlwatch.drift.reference import SCORE, ModelReference
 from mlwatch.warehouse import quote
 
 DDL = """
@@ -66,32 +66,33 @@ def _count_day(con: duckdb.DuckDBPyConnection, reference: ModelReference, day: d
         f"SELECT {', '.join(f'min({quote(f.column)}), max({quote(f.column)})' for f in numeric) or 'NULL'} {DAY_ROWS}",
         where).fetchone()
     ranges = {f.feature: (extremes[2 * i], extremes[2 * i + 1]) for i, f in enumerate(numeric)}
+    # Rows beyond the reference's range, and how far beyond (summed exactly), are asked for
+    # only when the day's minimum or maximum says there are any.
+    beyond = {f.feature: (low is not None and low < f.minimum, high is not None and high > f.maximum)
+              for f in numeric for low, high in [ranges[f.feature]]}
+    within = {f.feature: _psi_edges_within(f) for f in numeric}
     selects, params = [], []
     for f in reference.features.values():
         column = quote(f.column)
         if f.kind == "numeric":
             selects += [f"count({column})", f"histogram({column}, ?::DOUBLE[])"]
             params += [f.edges]
-            if _psi_edges_within(f) is None:  # a summary whose deciles are not fine edges
+            if within[f.feature] is None:  # a summary whose deciles are not fine edges
                 selects.append(f"histogram({column}, ?::DOUBLE[])")
                 params.append(f.psi_edges)
-            # Rows beyond the reference's range, and how far beyond (summed exactly): only
-            # asked for when the day's minimum or maximum says there are any.
-            low, high = ranges[f.feature]
-            if low is not None and low < f.minimum:
+            asks_below, asks_above = beyond[f.feature]
+            if asks_below:
                 selects += [f"count(*) FILTER (WHERE {column} < ?)",
                             f"sum(CAST(? - {column} AS DECIMAL(38, 12))) FILTER (WHERE {column} < ?)"]
                 params += [f.minimum, f.minimum, f.minimum]
-            if high is not None and high > f.maximum:
+            if asks_above:
                 selects += [f"count(*) FILTER (WHERE {column} > ?)",
                             f"sum(CAST({column} - ? AS DECIMAL(38, 12))) FILTER (WHERE {column} > ?)"]
                 params += [f.maximum, f.maximum, f.maximum]
         else:
-            # Counted by the category's 1-based position in the reference's list (NULL:
-            # not a reference category, '__other__' is the rest): a small integer map
-            # however many distinct values the day brings.
-            selects += [f"count({column})", f"histogram(list_position(?::VARCHAR[], CAST({column} AS VARCHAR)))"]
-            params += [f.categories]
+            # A small integer map however many distinct values the day brings; the rest of
+            # the non-NULL values are '__other__'.
+            selects += [f"count({column})", f"histogram({_category_position(f)})"]
     row = con.execute(f"SELECT {', '.join(selects)} {DAY_ROWS}", [*params, *where]).fetchone()
     sums = _score_sums(con, reference, day)
     con.execute("DELETE FROM ops.drift_daily WHERE model_name = ? AND day = ?", [reference.model_name, day])
@@ -100,14 +101,15 @@ def _count_day(con: duckdb.DuckDBPyConnection, reference: ModelReference, day: d
         if f.kind == "numeric":
             n, fine = next(values), next(values)
             counts = _aligned(fine, [*f.edges, float("inf")])
-            within = _psi_edges_within(f)
-            if within is None:
+            psi_bins = within[f.feature]
+            if psi_bins is None:
                 psi_counts = _aligned(next(values), [*f.psi_edges, float("inf")])
             else:
-                psi_counts = [int(c) for c in np.bincount(within, weights=counts, minlength=len(f.psi_edges) + 1)]
+                psi_counts = [int(c) for c in np.bincount(psi_bins, weights=counts, minlength=len(f.psi_edges) + 1)]
             minimum, maximum = ranges[f.feature]
-            below, tail_below = (next(values), next(values)) if minimum is not None and minimum < f.minimum else (0, 0)
-            above, tail_above = (next(values), next(values)) if maximum is not None and maximum > f.maximum else (0, 0)
+            asks_below, asks_above = beyond[f.feature]
+            below, tail_below = (next(values), next(values)) if asks_below else (0, 0)
+            above, tail_above = (next(values), next(values)) if asks_above else (0, 0)
             tail_below, tail_above = float(tail_below or 0), float(tail_above or 0)
         else:
             n, positions = next(values), next(values) or {}
@@ -134,15 +136,19 @@ def _psi_edges_within(f) -> np.ndarray | None:
     return np.searchsorted(psi, np.append(edges, np.inf), side="left")
 
 
+def _category_position(f) -> str:
+    """A categorical row's 1-based position in the reference's categories; NULL for any other value."""
+    categories = ", ".join(f"'{c.replace(chr(39), chr(39) * 2)}'" for c in f.categories)
+    return f"list_position([{categories}]::VARCHAR[], CAST({quote(f.column)} AS VARCHAR))"
+
+
 def _bin_expression(f) -> str:
-    """The PSI bin (0-based) of a row's value: decile bins for numeric features, categories otherwise."""
-    column = quote(f.column)
+    """The PSI bin (0-based) of a non-NULL value: decile bins for numeric features, categories otherwise."""
     if f.kind == "numeric":
+        column = quote(f.column)
         cases = " ".join(f"WHEN {column} <= {edge!r} THEN {i}" for i, edge in enumerate(f.psi_edges))
         return f"CASE {cases} ELSE {len(f.psi_edges)} END"
-    cases = " ".join(f"WHEN CAST({column} AS VARCHAR) = '{c.replace(chr(39), chr(39) * 2)}' THEN {i}"
-                     for i, c in enumerate(f.categories))
-    return f"CASE {cases} ELSE {len(f.categories)} END"
+    return f"coalesce({_category_position(f)} - 1, {len(f.categories)})"
 
 
 def _score_sums(con: duckdb.DuckDBPyConnection, reference: ModelReference, day: dt.date) -> dict[tuple[str, int], float]:
