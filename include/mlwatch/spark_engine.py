@@ -22,7 +22,6 @@ some of its modules, and a JVM is not something to start on import.
 from __future__ import annotations
 
 import datetime as dt
-import json
 import logging
 import os
 import time
@@ -33,7 +32,7 @@ from typing import TYPE_CHECKING, Callable
 import yaml
 
 from mlwatch.config import Config
-from mlwatch.transform import TransformError, dbt_vars, invoke, project_dir
+from mlwatch.transform import TransformError, dbt_args, invoke, project_dir
 
 if TYPE_CHECKING:  # pragma: no cover
     import pyarrow as pa
@@ -188,19 +187,7 @@ def run_dbt(config: Config, run_date: dt.date, first_window_end: dt.date | None 
     The session must exist (start_session): dbt-spark attaches to it.
     """
     first_window_end = first_window_end or run_date
-    args = [
-        command,
-        "--project-dir", str(project_dir()),
-        "--profiles-dir", str(project_dir()),
-        "--target", "spark",
-        "--target-path", str(work_dir / "dbt" / "target"),
-        "--log-path", str(work_dir / "dbt" / "logs"),
-        "--vars", json.dumps(dbt_vars(config), sort_keys=True),
-        "--quiet",
-        "--no-use-colors",
-    ]
-    if select:
-        args += ["--select", select]
+    args = dbt_args(command, config, work_dir / "dbt", select=select, target="spark")
     timings, failure = invoke(args, config, run_date, first_window_end, progress=progress)
     if failure is not None:
         raise TransformError(f"dbt {command} on Spark failed for {run_date}: {failure} "

@@ -126,18 +126,7 @@ def build(config: Config, run_date: dt.date, first_window_end: dt.date | None = 
     """`dbt build` for the run; returns seconds per model. Raises TransformError on failure."""
     first_window_end = first_window_end or run_date
     artifacts = config.warehouse.parent / "dbt"
-    args = [
-        "build",
-        "--project-dir", str(project_dir()),
-        "--profiles-dir", str(project_dir()),
-        "--target-path", str(artifacts / "target"),
-        "--log-path", str(artifacts / "logs"),
-        "--vars", json.dumps(dbt_vars(config), sort_keys=True),
-        "--quiet",
-        "--no-use-colors",
-    ]
-    if select:
-        args += ["--select", select]
+    args = dbt_args("build", config, artifacts, select=select)
     started = time.monotonic()
     timings, failure = invoke(args, config, run_date, first_window_end, progress=progress)
     log.info("dbt build for %s finished in %.1fs", run_date, time.monotonic() - started)
@@ -147,6 +136,26 @@ def build(config: Config, run_date: dt.date, first_window_end: dt.date | None = 
             f"Details in {artifacts / 'logs' / 'dbt.log'}; fix and rerun `mlwatch run --date {run_date}`."
         )
     return timings
+
+
+def dbt_args(command: str, config: Config, artifacts: Path, *, select: str | None = None,
+             target: str | None = None) -> list[str]:
+    """dbt's command line for this project: `command`, the configuration as --vars, target
+    and logs under `artifacts`, quiet; `target` names a profiles.yml target other than the default."""
+    args = [
+        command,
+        "--project-dir", str(project_dir()),
+        "--profiles-dir", str(project_dir()),
+        *(["--target", target] if target else []),
+        "--target-path", str(artifacts / "target"),
+        "--log-path", str(artifacts / "logs"),
+        "--vars", json.dumps(dbt_vars(config), sort_keys=True),
+        "--quiet",
+        "--no-use-colors",
+    ]
+    if select:
+        args += ["--select", select]
+    return args
 
 
 def invoke(args: list[str], config: Config, run_date: dt.date, first_window_end: dt.date, *,
