@@ -176,3 +176,22 @@ def test_windows_exist_for_every_day_with_data_and_none_before(built):
             "metric FROM marts.performance GROUP BY ALL HAVING count(*) > 1)").fetchone()[0]
     assert ends == (SMALL_DEMO.start, RUN_DATE, SMALL_DEMO.days)
     assert duplicates == 0
+
+
+def test_the_mart_is_the_same_on_one_core_and_on_many(built):
+    """marts.performance runs on every core (use_all_cores): its floating-point sums are
+    exact fixed-point decimals, so the numbers must not depend on the thread count. The
+    demo's last night spans several DuckDB row groups, so four threads split the work."""
+    compiled = (built.warehouse.parent / "dbt" / "target" / "compiled" / "mlwatch" / "models"
+                / "marts" / "performance.sql").read_text()
+    results = []
+    with duckdb.connect(str(built.warehouse), read_only=True) as con:
+        rows = con.execute("SELECT count(*) FROM raw.predictions").fetchone()[0]
+        assert rows > 4 * 122_880, "too few rows for the threads to split the work"
+        for threads in (1, 4, 4):
+            con.execute(f"SET threads = {threads}")
+            results.append(con.execute(f"SELECT * FROM ({compiled}) ORDER BY ALL").fetchall())
+    assert len(results[0]) > 100
+    assert results[1] == results[0]
+    assert results[2] == results[0]
+    assert {row[0] for row in results[0]} >= {"card_fraud", "delivery_eta"}

@@ -104,14 +104,16 @@
             sum(n_fp) as n_fp,
             sum(n_fn) as n_fn,
             sum(n_tn) as n_tn,
-            sum(sum_log_loss) as sum_log_loss,
-            sum(sum_log_loss_sq) as sum_log_loss_sq,
-            sum(sum_brier) as sum_brier,
-            sum(sum_brier_sq) as sum_brier_sq,
-            sum(w_pos) as w_pos,
-            sum(w_tp) as w_tp,
-            sum(w2_pos) as w2_pos,
-            sum(w2_tp) as w2_tp
+            -- The daily sums are exact fixed-point decimals (int_binary_daily): summed
+            -- exactly, then turned into doubles.
+            {{ from_fixed_point('sum(sum_log_loss)', fixed_point_scale(6)) }} as sum_log_loss,
+            {{ from_fixed_point('sum(sum_log_loss_sq)', fixed_point_scale(11)) }} as sum_log_loss_sq,
+            {{ from_fixed_point('sum(sum_brier)', fixed_point_scale(0)) }} as sum_brier,
+            {{ from_fixed_point('sum(sum_brier_sq)', fixed_point_scale(0)) }} as sum_brier_sq,
+            {{ from_fixed_point('sum(w_pos)', 'min(weight_scale)') }} as w_pos,
+            {{ from_fixed_point('sum(w_tp)', 'min(weight_scale)') }} as w_tp,
+            {{ from_fixed_point('sum(w2_pos)', 'min(weight_square_scale)') }} as w2_pos,
+            {{ from_fixed_point('sum(w2_tp)', 'min(weight_square_scale)') }} as w2_tp
         from day_counts
         group by {{ g }}
     ),
@@ -173,9 +175,10 @@
             sum(n_pos * pos_placement * pos_placement) as pos_sum_sq,
             sum(n_neg * neg_placement) as neg_sum,
             sum(n_neg * neg_placement * neg_placement) as neg_sum_sq,
-            sum(case when n_pos > 0
-                then n_pos * tp_at_or_above * {{ double_literal('1.0') }} / (tp_at_or_above + fp_at_or_above) else 0 end
-            ) as precision_sum
+            -- n_pos * precision <= n_pos: bound 2^38 labeled rows (see macros/exact_sums.sql).
+            {{ from_fixed_point('sum(case when n_pos > 0 then ' ~ fixed_point(
+                'n_pos * tp_at_or_above * ' ~ double_literal('1.0') ~ ' / (tp_at_or_above + fp_at_or_above)',
+                fixed_point_scale(38)) ~ ' else 0 end)', fixed_point_scale(38)) }} as precision_sum
         from placements
         group by group_key
     ),
@@ -256,20 +259,26 @@
             min(min_labeled_rows) as min_labeled_rows,
             sum(n_predictions) as n_predictions,
             sum(n_labeled) as n_labeled,
-            sum(sum_abs_error) as sum_abs_error,
-            sum(sum_squared_error) as sum_squared_error,
-            sum(sum_squared_error_sq) as sum_squared_error_sq,
-            sum(sum_ape) as sum_ape,
-            sum(sum_ape_sq) as sum_ape_sq,
-            {{ safe_divide('sum(sum_label)', 'sum(n_labeled)') }} as mean_label
+            -- The daily sums are exact fixed-point decimals (int_regression_daily): summed
+            -- exactly, then turned into doubles.
+            {{ from_fixed_point('sum(sum_abs_error)', 'min(error_scale)') }} as sum_abs_error,
+            {{ from_fixed_point('sum(sum_squared_error)', 'min(squared_error_scale)') }} as sum_squared_error,
+            {{ from_fixed_point('sum(sum_squared_error_sq)', 'min(squared_error_square_scale)') }} as sum_squared_error_sq,
+            {{ from_fixed_point('sum(sum_ape)', 'min(ape_scale)') }} as sum_ape,
+            {{ from_fixed_point('sum(sum_ape_sq)', 'min(ape_square_scale)') }} as sum_ape_sq,
+            {{ safe_divide(from_fixed_point('sum(sum_label)', 'min(label_scale)'), 'sum(n_labeled)') }} as mean_label
         from day_sums
         group by {{ g }}
     ),
 
+    -- Chan et al.: each day's sum of squared deviations plus n (day mean - mean)^2, at
+    -- the deviations' fixed-point scale (a day's term is at most n times a row's bound).
     spread as (
         select
             {{ _prefixed('t', group_columns) }},
-            sum(d.m2_label + d.n_labeled * (d.mean_label - t.mean_label) * (d.mean_label - t.mean_label)) as total_sum_squares
+            {{ from_fixed_point(
+                'sum(d.m2_label + ' ~ fixed_point('d.n_labeled * (d.mean_label - t.mean_label) * (d.mean_label - t.mean_label)', 'd.deviation_scale') ~ ')',
+                'min(d.deviation_scale)') }} as total_sum_squares
         from totals as t
         inner join day_sums as d on {{ _group_join('t', 'd', group_columns) }}
         where d.n_labeled > 0
@@ -334,8 +343,8 @@
             sum(n_labeled) as n_labeled,
             sum(case when true_class = predicted_class then n_labeled else 0 end) as n_correct,
             sum(n_with_probability) as n_with_probability,
-            sum(sum_log_loss) as sum_log_loss,
-            sum(sum_log_loss_sq) as sum_log_loss_sq
+            {{ from_fixed_point('sum(sum_log_loss)', fixed_point_scale(6)) }} as sum_log_loss,
+            {{ from_fixed_point('sum(sum_log_loss_sq)', fixed_point_scale(11)) }} as sum_log_loss_sq
         from cells
         group by {{ g }}
     ),
@@ -369,8 +378,13 @@
     macro as (
         select
             {{ g }},
-            avg(f1) as macro_f1,
-            sum(case when tp + (fp + fn) / {{ double_literal('2.0') }} > 0 then f1 * (1 - f1) / (tp + (fp + fn) / {{ double_literal('2.0') }}) else 0 end)
+            -- Exact sums (macros/exact_sums.sql): F1 <= 1, and a class's variance term
+            -- F1 (1 - F1) / (tp + (fp + fn) / 2) <= 1/4 / (1/2).
+            {{ from_fixed_point('sum(' ~ fixed_point('f1', fixed_point_scale(0)) ~ ')', fixed_point_scale(0)) }}
+                / count(f1) as macro_f1,
+            {{ from_fixed_point('sum(case when tp + (fp + fn) / ' ~ double_literal('2.0') ~ ' > 0 then '
+                ~ fixed_point('f1 * (1 - f1) / (tp + (fp + fn) / ' ~ double_literal('2.0') ~ ')', fixed_point_scale(0))
+                ~ ' else 0 end)', fixed_point_scale(0)) }}
                 / (count(*) * count(*)) as macro_f1_variance
         from class_f1
         group by {{ g }}

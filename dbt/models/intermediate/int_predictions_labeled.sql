@@ -23,7 +23,9 @@ effective_labels as (
         predictions.model_name,
         predictions.prediction_id,
         {{ value_at_max('labels.label', ['labels.labeled_at', 'labels.label']) }} as label,
-        {{ value_at_max('labels.label_weight', ['labels.labeled_at', 'labels.label']) }} as label_weight,
+        -- The weight of that label; the greatest weight on a full tie, so that the answer
+        -- does not depend on the order rows arrive in (marts.performance runs on every core).
+        {{ value_at_max('labels.label_weight', ['labels.labeled_at', 'labels.label', 'labels.label_weight']) }} as label_weight,
         max(labels.labeled_at) as labeled_at,
         min(labels.labeled_at) as first_labeled_at
     from predictions
@@ -35,6 +37,30 @@ effective_labels as (
         {{ add_days('predictions.label_delay_days', 'predictions.prediction_day') }}
     )
     group by predictions.model_name, predictions.prediction_id
+),
+
+-- Per model, the bound exponent of every outcome weight delivered by the run date
+-- (labels' weights, the configured weight column): the fixed-point scale of the weight
+-- sums (macros/exact_sums.sql). Read from the source tables, a superset of the night's
+-- rows, so that the rows need not be read twice.
+delivered_weights as (
+    select model_name, max(abs(label_weight)) as max_abs
+    from {{ ref('stg_raw__labels') }}
+    where _partition_date <= {{ run_date() }}
+    group by model_name
+    {%- for name, column in weighted %}
+    union all
+    select model_name, max(abs(cast({{ adapter.quote(column) }} as {{ type_double() }}))) as max_abs
+    from {{ ref('stg_raw__predictions') }}
+    where model_name = {{ sql_literal(name) }} and _partition_date <= {{ run_date() }}
+    group by model_name
+    {%- endfor %}
+),
+
+weight_bounds as (
+    select model_name, {{ bound_exponent('max(max_abs)') }} as outcome_weight_bound
+    from delivered_weights
+    group by model_name
 )
 
 select
@@ -66,8 +92,11 @@ select
         when predictions.score >= predictions.decision_threshold then 1
         else 0
     end as is_predicted_positive,
-    {{ dbt.safe_cast('effective_labels.label', type_double()) }} as label_value
+    {{ dbt.safe_cast('effective_labels.label', type_double()) }} as label_value,
+    coalesce(weight_bounds.outcome_weight_bound, 0) as outcome_weight_bound
 from predictions
 left join effective_labels
     on effective_labels.model_name = predictions.model_name
     and effective_labels.prediction_id = predictions.prediction_id
+left join weight_bounds
+    on weight_bounds.model_name = predictions.model_name

@@ -2,7 +2,8 @@
     config(
         materialized='incremental',
         incremental_strategy='append',
-        pre_hook="{{ replace_range('window_end', first_window_end(), run_date()) }}",
+        pre_hook=["{{ replace_range('window_end', first_window_end(), run_date()) }}", "{{ use_all_cores() }}"],
+        post_hook="{{ use_one_core() }}",
     )
 }}
 
@@ -48,6 +49,12 @@ version_slots as (
     select * from {{ ref(relation) }}
 ),
 {%- if task == 'binary_score' %}
+{#- The score counts carry their day group as a key (int_binary_score_counts): each
+    consumer below joins it to the day group's columns itself, so only the narrow rows are
+    kept between the two. -#}
+{%- set days_source = '(select day_groups.model_name, day_groups.model_version, day_groups.prediction_day, '
+    ~ 'day_groups.segment, day_groups.segment_raw_value, scores.score, scores.n_pos, scores.n_neg '
+    ~ 'from binary_score_days as scores inner join binary_days as day_groups on day_groups.day_key = scores.day_key)' %}
 
 -- Windows in which a single version has labeled rows: there all versions together rank
 -- exactly as that version, so its scores are not sorted a second time (see
@@ -66,6 +73,8 @@ binary_single_version_windows as (
     group by window_ends.model_name, window_ends.window_end, window_ends.window_days
     having count(distinct days.model_version) = 1
 ),
+{%- else %}
+{%- set days_source = task ~ '_days' %}
 {%- endif %}
 
 {{ task }}_window_days as (
@@ -76,7 +85,7 @@ binary_single_version_windows as (
             as segment_value,
         coalesce(version_slots.version_group, days.model_version) as version_group,
         days.*
-    from {{ task }}_days as days
+    from {{ days_source }} as days
     cross join version_slots
     inner join window_ends
         on window_ends.model_name = days.model_name
@@ -102,7 +111,7 @@ binary_single_version_windows as (
         case when days.segment = '__all__' then '__all__' else coalesce(buckets.segment_value, '__other__') end
             as segment_value,
         days.*
-    from {{ task }}_days as days
+    from {{ days_source }} as days
     inner join reference_slices
         on reference_slices.model_name = days.model_name
         and days.prediction_day between reference_slices.reference_start and reference_slices.reference_until
