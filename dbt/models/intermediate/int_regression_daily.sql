@@ -9,7 +9,11 @@
 with rows_by_version as (
     select
         model_name, version_group as model_version, prediction_day, segment, segment_raw_value,
-        score, label_value, is_labeled, min_labeled_rows
+        score,
+        -- A label that is no finite number ('nan', 'inf') is no outcome: it would make
+        -- every sum of its group NaN, and a fixed-point decimal cannot hold it.
+        case when label_value - label_value = 0 then label_value end as label_value,
+        is_labeled, min_labeled_rows
     from {{ ref('int_predictions_segmented') }}
     where task = 'regression'
 ),
