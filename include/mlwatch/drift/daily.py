@@ -24,7 +24,7 @@ CREATE TABLE IF NOT EXISTS ops.drift_daily (
 )
 """
 # Score sums are added as decimals: exact, so the same in any order and on any number of threads.
-SCORE_SUM = "sum(CAST(score AS DECIMAL(38, 12)))"
+EXACT_SCORE = "CAST(score AS DECIMAL(38, 12))"
 
 
 def _aligned(histogram: dict | None, keys: list) -> list[int]:
@@ -80,20 +80,12 @@ def _count_day(con: duckdb.DuckDBPyConnection, reference: ModelReference, day: d
             if within[f.feature] is None:  # a summary whose deciles are not fine edges
                 selects.append(f"histogram({column}, ?::DOUBLE[])")
                 params.append(f.psi_edges)
-            asks_below, asks_above = beyond[f.feature]
-            if asks_below:
-                selects += [f"count(*) FILTER (WHERE {column} < ?)",
-                            f"sum(CAST(? - {column} AS DECIMAL(38, 12))) FILTER (WHERE {column} < ?)"]
-                params += [f.minimum, f.minimum, f.minimum]
-            if asks_above:
-                selects += [f"count(*) FILTER (WHERE {column} > ?)",
-                            f"sum(CAST({column} - ? AS DECIMAL(38, 12))) FILTER (WHERE {column} > ?)"]
-                params += [f.maximum, f.maximum, f.maximum]
         else:
             # A small integer map however many distinct values the day brings; the rest of
             # the non-NULL values are '__other__'.
             selects += [f"count({column})", f"histogram({_category_position(f)})"]
     row = con.execute(f"SELECT {', '.join(selects)} {DAY_ROWS}", [*params, *where]).fetchone()
+    tails = _tails(con, reference, beyond, where)
     sums = _score_sums(con, reference, day)
     con.execute("DELETE FROM ops.drift_daily WHERE model_name = ? AND day = ?", [reference.model_name, day])
     values = iter(row)
@@ -107,10 +99,7 @@ def _count_day(con: duckdb.DuckDBPyConnection, reference: ModelReference, day: d
             else:
                 psi_counts = [int(c) for c in np.bincount(psi_bins, weights=counts, minlength=len(f.psi_edges) + 1)]
             minimum, maximum = ranges[f.feature]
-            asks_below, asks_above = beyond[f.feature]
-            below, tail_below = (next(values), next(values)) if asks_below else (0, 0)
-            above, tail_above = (next(values), next(values)) if asks_above else (0, 0)
-            tail_below, tail_above = float(tail_below or 0), float(tail_above or 0)
+            below, tail_below, above, tail_above = tails.get(f.feature, (0, 0.0, 0, 0.0))
         else:
             n, positions = next(values), next(values) or {}
             counts = [int(positions.get(i + 1, 0)) for i in range(len(f.categories))]
@@ -121,6 +110,40 @@ def _count_day(con: duckdb.DuckDBPyConnection, reference: ModelReference, day: d
         con.execute("INSERT INTO ops.drift_daily VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                     [reference.model_name, reference.reference_id, day, fingerprint, f.feature, n, counts,
                      psi_counts, below, above, minimum, maximum, score_sums, tail_below, tail_above])
+
+
+def _tails(con: duckdb.DuckDBPyConnection, reference: ModelReference, beyond: dict[str, tuple[bool, bool]],
+           where: list) -> dict[str, tuple[int, float, int, float]]:
+    """Per numeric feature with rows beyond the reference's range: (rows below, how far
+    below in all, rows above, how far above), the distances summed exactly.
+
+    One query over the day's rows that lie beyond some feature's range: few rows, so the
+    distances are summed over those rows only, not checked on every row of the day.
+    """
+    selects, params, conditions, condition_params, asked = [], [], [], [], []
+    for f in reference.features.values():
+        if f.kind != "numeric":
+            continue
+        column = quote(f.column)
+        for side, bound, distance in (("<", f.minimum, f"? - {column}"), (">", f.maximum, f"{column} - ?")):
+            if not beyond[f.feature][side == ">"]:
+                continue
+            selects += [f"count(*) FILTER (WHERE {column} {side} ?)",
+                        f"sum(CAST({distance} AS DECIMAL(38, 12))) FILTER (WHERE {column} {side} ?)"]
+            params += [bound, bound, bound]
+            conditions.append(f"{column} {side} ?")
+            condition_params.append(bound)
+            asked.append((f.feature, side))
+    if not asked:
+        return {}
+    row = con.execute(f"SELECT {', '.join(selects)} {DAY_ROWS} AND ({' OR '.join(conditions)})",
+                      [*params, *where, *condition_params]).fetchone()
+    tails: dict[str, list] = {}
+    for i, (feature, side) in enumerate(asked):
+        entry = tails.setdefault(feature, [0, 0.0, 0, 0.0])
+        offset = 0 if side == "<" else 2
+        entry[offset], entry[offset + 1] = int(row[2 * i] or 0), float(row[2 * i + 1] or 0)
+    return {feature: tuple(entry) for feature, entry in tails.items()}
 
 
 def _psi_edges_within(f) -> np.ndarray | None:
@@ -153,14 +176,17 @@ def _bin_expression(f) -> str:
 
 def _score_sums(con: duckdb.DuckDBPyConnection, reference: ModelReference, day: dt.date) -> dict[tuple[str, int], float]:
     """Sum of the score per feature bin: how the model's output depends on the feature."""
+    features = [f for f in reference.features.values() if f.feature != SCORE]
     branches = [
-        f"SELECT '{f.feature}' AS feature, {_bin_expression(f)} AS bin, {SCORE_SUM} AS total FROM day_rows "
+        f"SELECT '{f.feature}' AS feature, {_bin_expression(f)} AS bin, sum(exact_score) AS total FROM day_rows "
         f"WHERE {quote(f.column)} IS NOT NULL GROUP BY 2"
-        for f in reference.features.values() if f.feature != SCORE
+        for f in features
     ]
     if not branches:
         return {}
+    # The score is cast to its exact decimal once per row, not once per feature.
+    columns = ", ".join(dict.fromkeys(quote(f.column) for f in features))
     rows = con.execute(
-        f"WITH day_rows AS (SELECT * {DAY_ROWS}) {' UNION ALL '.join(branches)}",
+        f"WITH day_rows AS (SELECT {EXACT_SCORE} AS exact_score, {columns} {DAY_ROWS}) {' UNION ALL '.join(branches)}",
         [reference.model_name, day, day]).fetchall()
     return {(feature, int(b)): float(total) for feature, b, total in rows}
