@@ -49,12 +49,11 @@ version_slots as (
     select * from {{ ref(relation) }}
 ),
 {%- if task == 'binary_score' %}
-{#- The score counts carry their day group as a key (int_binary_score_counts): each
-    consumer below joins it to the day group's columns itself, so only the narrow rows are
-    kept between the two. -#}
-{%- set days_source = '(select day_groups.model_name, day_groups.model_version, day_groups.prediction_day, '
-    ~ 'day_groups.segment, day_groups.segment_raw_value, scores.score, scores.n_pos, scores.n_neg '
-    ~ 'from binary_score_days as scores inner join binary_days as day_groups on day_groups.day_key = scores.day_key)' %}
+{#- The score counts carry their day group as a key (int_binary_score_counts): the
+    window and reference joins below run on the day groups (binary_days, one row each),
+    and the score rows then join the result once, on day_key. -#}
+{%- set days_source = 'binary_days' %}
+{%- set suffix = '_groups' %}
 
 -- Windows in which a single version has labeled rows: there all versions together rank
 -- exactly as that version, so its scores are not sorted a second time (see
@@ -75,9 +74,10 @@ binary_single_version_windows as (
 ),
 {%- else %}
 {%- set days_source = task ~ '_days' %}
+{%- set suffix = '_days' %}
 {%- endif %}
 
-{{ task }}_window_days as (
+{{ task }}_window{{ suffix }} as (
     select
         window_ends.window_end,
         window_ends.window_days,
@@ -105,7 +105,7 @@ binary_single_version_windows as (
     {%- endif %}
 ),
 
-{{ task }}_reference_days as (
+{{ task }}_reference{{ suffix }} as (
     select
         reference_slices.reference_until,
         case when days.segment = '__all__' then '__all__' else coalesce(buckets.segment_value, '__other__') end
@@ -122,6 +122,24 @@ binary_single_version_windows as (
         and buckets.segment = days.segment
         and buckets.segment_raw_value = days.segment_raw_value
 ),
+{%- if task == 'binary_score' %}
+
+binary_score_window_days as (
+    select
+        groups.model_name, groups.version_group, groups.window_end, groups.window_days, groups.segment,
+        groups.segment_value, scores.score, scores.n_pos, scores.n_neg
+    from binary_score_days as scores
+    inner join binary_score_window_groups as groups on groups.day_key = scores.day_key
+),
+
+binary_score_reference_days as (
+    select
+        groups.model_name, groups.reference_until, groups.segment, groups.segment_value,
+        scores.score, scores.n_pos, scores.n_neg
+    from binary_score_days as scores
+    inner join binary_score_reference_groups as groups on groups.day_key = scores.day_key
+),
+{%- endif %}
 {%- endfor %}
 
 window_metrics as (
