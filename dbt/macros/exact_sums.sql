@@ -31,8 +31,10 @@
     cast(least(200, greatest(-200, ceil(log2(greatest(coalesce({{ max_abs }}, 1), 1e-60))))) as integer)
 {%- endmacro %}
 
-{#- dbt hooks: marts.performance adds only exact sums (above), so it runs on every core;
-    the other models keep the profile's single thread. Spark parallelizes by itself. -#}
+{#- dbt hooks for the models whose numbers do not depend on the order of their rows
+    (marts.performance: exact sums, above; feature_coverage, label_maturity: integer
+    counts): they run on every core, the others keep the profile's single thread. Spark
+    parallelizes by itself. -#}
 {% macro use_all_cores() -%}
     {{ return(adapter.dispatch('use_all_cores', 'mlwatch')()) }}
 {%- endmacro %}

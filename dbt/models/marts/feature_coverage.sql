@@ -2,9 +2,12 @@
     config(
         materialized='incremental',
         incremental_strategy='append',
-        pre_hook="{{ replace_range('day', first_window_end(), run_date()) }}",
+        pre_hook=["{{ replace_range('day', first_window_end(), run_date()) }}", "{{ use_all_cores() }}"],
+        post_hook="{{ use_one_core() }}",
     )
 }}
+{#- Integer counts and ratios of them only: the same numbers on any number of threads,
+    so the model runs on every core (macros/exact_sums.sql). -#}
 
 {#- Per model, day and feature: how many values were missing (NULL), the configured
     default or sentinel, or outside the contract (range or category list); coverage is

@@ -2,9 +2,12 @@
     config(
         materialized='incremental',
         incremental_strategy='append',
-        pre_hook="{{ replace_range('prediction_day', first_window_end(), run_date()) }}",
+        pre_hook=["{{ replace_range('prediction_day', first_window_end(), run_date()) }}", "{{ use_all_cores() }}"],
+        post_hook="{{ use_one_core() }}",
     )
 }}
+{#- Integer counts and ratios of them only: the same numbers on any number of threads,
+    so the model runs on every core (macros/exact_sums.sql). -#}
 
 {#- How labeled each day's predictions are, next to how labeled they should be by now.
 
