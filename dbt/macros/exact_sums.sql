@@ -24,6 +24,19 @@
     (cast({{ total }} as {{ type_double() }}) / ({{ scale }}))
 {%- endmacro %}
 
+{#- The exact sum of `term` over a group, as a double. -#}
+{% macro exact_sum(term, scale) -%}
+    {{ from_fixed_point('sum(' ~ fixed_point(term, scale) ~ ')', scale) }}
+{%- endmacro %}
+
+{#- The scales of the bounded terms that a daily model sums and marts.performance turns
+    back into doubles: one definition for both sides. A clipped log loss is at most
+    -ln(2.2e-16) = 36.04 < 2^6, its square < 2^11; a probability, a Brier term or an F1 at
+    most 1. -#}
+{% macro log_loss_scale() -%}{{ fixed_point_scale(6) }}{%- endmacro %}
+{% macro log_loss_square_scale() -%}{{ fixed_point_scale(11) }}{%- endmacro %}
+{% macro unit_scale() -%}{{ fixed_point_scale(0) }}{%- endmacro %}
+
 {#- The least integer e with |value| <= 2^e for every value whose greatest magnitude is
     max_abs, kept within [-200, 200] so that the scale of a fourth power stays a finite
     double (a squared error's square); 0 when there are no values. -#}

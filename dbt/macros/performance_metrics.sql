@@ -107,10 +107,10 @@
             sum(n_tn) as n_tn,
             -- The daily sums are exact fixed-point decimals (int_binary_daily): summed
             -- exactly, then turned into doubles.
-            {{ from_fixed_point('sum(sum_log_loss)', fixed_point_scale(6)) }} as sum_log_loss,
-            {{ from_fixed_point('sum(sum_log_loss_sq)', fixed_point_scale(11)) }} as sum_log_loss_sq,
-            {{ from_fixed_point('sum(sum_brier)', fixed_point_scale(0)) }} as sum_brier,
-            {{ from_fixed_point('sum(sum_brier_sq)', fixed_point_scale(0)) }} as sum_brier_sq,
+            {{ from_fixed_point('sum(sum_log_loss)', log_loss_scale()) }} as sum_log_loss,
+            {{ from_fixed_point('sum(sum_log_loss_sq)', log_loss_square_scale()) }} as sum_log_loss_sq,
+            {{ from_fixed_point('sum(sum_brier)', unit_scale()) }} as sum_brier,
+            {{ from_fixed_point('sum(sum_brier_sq)', unit_scale()) }} as sum_brier_sq,
             {{ from_fixed_point('sum(w_pos)', 'min(weight_scale)') }} as w_pos,
             {{ from_fixed_point('sum(w_tp)', 'min(weight_scale)') }} as w_tp,
             {{ from_fixed_point('sum(w2_pos)', 'min(weight_square_scale)') }} as w2_pos,
@@ -184,9 +184,8 @@
             sum(n_neg * neg_placement) as neg_sum,
             sum(n_neg * neg_placement * neg_placement) as neg_sum_sq,
             -- n_pos * precision <= n_pos: bound 2^38 labeled rows (see macros/exact_sums.sql).
-            {{ from_fixed_point('sum(case when n_pos > 0 then ' ~ fixed_point(
-                'n_pos * tp_at_or_above * ' ~ double_literal('1.0') ~ ' / (tp_at_or_above + fp_at_or_above)',
-                fixed_point_scale(38)) ~ ' else 0 end)', fixed_point_scale(38)) }} as precision_sum
+            {{ exact_sum('case when n_pos > 0 then n_pos * tp_at_or_above * ' ~ double_literal('1.0')
+                ~ ' / (tp_at_or_above + fp_at_or_above) else 0 end', fixed_point_scale(38)) }} as precision_sum
         from placements
         group by group_key
     ),
@@ -351,8 +350,8 @@
             sum(n_labeled) as n_labeled,
             sum(case when true_class = predicted_class then n_labeled else 0 end) as n_correct,
             sum(n_with_probability) as n_with_probability,
-            {{ from_fixed_point('sum(sum_log_loss)', fixed_point_scale(6)) }} as sum_log_loss,
-            {{ from_fixed_point('sum(sum_log_loss_sq)', fixed_point_scale(11)) }} as sum_log_loss_sq
+            {{ from_fixed_point('sum(sum_log_loss)', log_loss_scale()) }} as sum_log_loss,
+            {{ from_fixed_point('sum(sum_log_loss_sq)', log_loss_square_scale()) }} as sum_log_loss_sq
         from cells
         group by {{ g }}
     ),
@@ -388,11 +387,9 @@
             {{ g }},
             -- Exact sums (macros/exact_sums.sql): F1 <= 1, and a class's variance term
             -- F1 (1 - F1) / (tp + (fp + fn) / 2) <= 1/4 / (1/2).
-            {{ from_fixed_point('sum(' ~ fixed_point('f1', fixed_point_scale(0)) ~ ')', fixed_point_scale(0)) }}
-                / count(f1) as macro_f1,
-            {{ from_fixed_point('sum(case when tp + (fp + fn) / ' ~ double_literal('2.0') ~ ' > 0 then '
-                ~ fixed_point('f1 * (1 - f1) / (tp + (fp + fn) / ' ~ double_literal('2.0') ~ ')', fixed_point_scale(0))
-                ~ ' else 0 end)', fixed_point_scale(0)) }}
+            {{ exact_sum('f1', unit_scale()) }} / count(f1) as macro_f1,
+            {{ exact_sum('case when tp + (fp + fn) / ' ~ double_literal('2.0') ~ ' > 0 then f1 * (1 - f1) / (tp + (fp + fn) / '
+                ~ double_literal('2.0') ~ ') else 0 end', unit_scale()) }}
                 / (count(*) * count(*)) as macro_f1_variance
         from class_f1
         group by {{ g }}

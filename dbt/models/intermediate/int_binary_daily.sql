@@ -4,9 +4,6 @@
     fixed-point decimals (macros/exact_sums.sql): bounded terms at a fixed scale, the
     weights (the user's numbers) at one scale per model from the largest delivered
     (outcome_weight_bound), carried in weight_scale and weight_square_scale. -#}
-{%- set log_loss_scale = fixed_point_scale(6) -%}{#- -ln(2.2e-16) = 36.04 < 2^6 -#}
-{%- set log_loss_square_scale = fixed_point_scale(11) -%}
-{%- set unit_scale = fixed_point_scale(0) %}
 
 with rows_by_version as (
     select
@@ -52,10 +49,10 @@ select
     sum(case when is_positive = 0 and is_predicted_positive = 1 then 1 else 0 end) as n_fp,
     sum(case when is_positive = 1 and is_predicted_positive = 0 then 1 else 0 end) as n_fn,
     sum(case when is_positive = 0 and is_predicted_positive = 0 then 1 else 0 end) as n_tn,
-    sum({{ fixed_point('coalesce(log_loss_term, 0)', log_loss_scale) }}) as sum_log_loss,
-    sum({{ fixed_point('coalesce(log_loss_term * log_loss_term, 0)', log_loss_square_scale) }}) as sum_log_loss_sq,
-    sum(case when is_labeled then {{ fixed_point('brier_term', unit_scale) }} else 0 end) as sum_brier,
-    sum(case when is_labeled then {{ fixed_point('brier_term * brier_term', unit_scale) }} else 0 end) as sum_brier_sq,
+    sum({{ fixed_point('coalesce(log_loss_term, 0)', log_loss_scale()) }}) as sum_log_loss,
+    sum({{ fixed_point('coalesce(log_loss_term * log_loss_term, 0)', log_loss_square_scale()) }}) as sum_log_loss_sq,
+    sum(case when is_labeled then {{ fixed_point('brier_term', unit_scale()) }} else 0 end) as sum_brier,
+    sum(case when is_labeled then {{ fixed_point('brier_term * brier_term', unit_scale()) }} else 0 end) as sum_brier_sq,
     min(weight_scale) as weight_scale,
     min(weight_square_scale) as weight_square_scale,
     sum(case when is_positive = 1 then {{ fixed_point('weight', 'weight_scale') }} else 0 end) as w_pos,

@@ -31,8 +31,8 @@ select
     count(*) as n_predictions,
     sum(case when is_labeled then 1 else 0 end) as n_labeled,
     sum(case when log_loss_term is not null then 1 else 0 end) as n_with_probability,
-    -- Exact fixed-point sums (macros/exact_sums.sql): -ln(2.2e-16) = 36.04 < 2^6.
-    sum({{ fixed_point('coalesce(log_loss_term, 0)', fixed_point_scale(6)) }}) as sum_log_loss,
-    sum({{ fixed_point('coalesce(log_loss_term * log_loss_term, 0)', fixed_point_scale(11)) }}) as sum_log_loss_sq
+    -- Exact fixed-point sums (macros/exact_sums.sql).
+    sum({{ fixed_point('coalesce(log_loss_term, 0)', log_loss_scale()) }}) as sum_log_loss,
+    sum({{ fixed_point('coalesce(log_loss_term * log_loss_term, 0)', log_loss_square_scale()) }}) as sum_log_loss_sq
 from terms
 group by 1, 2, 3, 4, 5, 6, 7
