@@ -42,18 +42,53 @@ version_slots as (
     select cast('__all__' as {{ dbt.type_string() }}) as version_group
 ),
 
-{%- for task, relation in [('binary', 'int_binary_daily'), ('binary_score', 'int_binary_score_counts'),
-                           ('regression', 'int_regression_daily'), ('multiclass', 'int_multiclass_daily')] %}
+{%- for task, relation in [('binary', 'int_binary_daily'), ('regression', 'int_regression_daily'),
+                           ('multiclass', 'int_multiclass_daily')] %}
 
 {{ task }}_days as (
     select * from {{ ref(relation) }}
 ),
-{%- if task == 'binary_score' %}
-{#- The score counts carry their day group as a key (int_binary_score_counts): the
-    window and reference joins below run on the day groups (binary_days, one row each),
-    and the score rows then join the result once, on day_key. -#}
-{%- set days_source = 'binary_days' %}
-{%- set suffix = '_groups' %}
+
+{{ task }}_window_days as (
+    select
+        window_ends.window_end,
+        window_ends.window_days,
+        case when days.segment = '__all__' then '__all__' else coalesce(buckets.segment_value, '__other__') end
+            as segment_value,
+        coalesce(version_slots.version_group, days.model_version) as version_group,
+        version_slots.version_group as version_slot,
+        days.*
+    from {{ task }}_days as days
+    cross join version_slots
+    inner join window_ends
+        on window_ends.model_name = days.model_name
+        and days.prediction_day between window_ends.window_start and window_ends.window_end
+    left join buckets
+        on buckets.model_name = days.model_name
+        and buckets.segment_basis_start = window_ends.segment_basis_start
+        and buckets.segment_basis_end = window_ends.segment_basis_end
+        and buckets.segment = days.segment
+        and buckets.segment_raw_value = days.segment_raw_value
+),
+
+{{ task }}_reference_days as (
+    select
+        reference_slices.reference_until,
+        case when days.segment = '__all__' then '__all__' else coalesce(buckets.segment_value, '__other__') end
+            as segment_value,
+        days.*
+    from {{ task }}_days as days
+    inner join reference_slices
+        on reference_slices.model_name = days.model_name
+        and days.prediction_day between reference_slices.reference_start and reference_slices.reference_until
+    left join buckets
+        on buckets.model_name = days.model_name
+        and buckets.segment_basis_start = reference_slices.reference_start
+        and buckets.segment_basis_end = reference_slices.reference_until
+        and buckets.segment = days.segment
+        and buckets.segment_raw_value = days.segment_raw_value
+),
+{%- endfor %}
 
 -- Windows in which a single version has labeled rows: there all versions together rank
 -- exactly as that version, so its scores are not sorted a second time (see
@@ -72,64 +107,24 @@ binary_single_version_windows as (
     group by window_ends.model_name, window_ends.window_end, window_ends.window_days
     having count(distinct days.model_version) = 1
 ),
-{%- else %}
-{%- set days_source = task ~ '_days' %}
-{%- set suffix = '_days' %}
-{%- endif %}
 
-{{ task }}_window{{ suffix }} as (
-    select
-        window_ends.window_end,
-        window_ends.window_days,
-        case when days.segment = '__all__' then '__all__' else coalesce(buckets.segment_value, '__other__') end
-            as segment_value,
-        coalesce(version_slots.version_group, days.model_version) as version_group,
-        days.*
-    from {{ days_source }} as days
-    cross join version_slots
-    inner join window_ends
-        on window_ends.model_name = days.model_name
-        and days.prediction_day between window_ends.window_start and window_ends.window_end
-    left join buckets
-        on buckets.model_name = days.model_name
-        and buckets.segment_basis_start = window_ends.segment_basis_start
-        and buckets.segment_basis_end = window_ends.segment_basis_end
-        and buckets.segment = days.segment
-        and buckets.segment_raw_value = days.segment_raw_value
-    {%- if task == 'binary_score' %}
-    left join binary_single_version_windows as single_version
-        on single_version.model_name = window_ends.model_name
-        and single_version.window_end = window_ends.window_end
-        and single_version.window_days = window_ends.window_days
-    where version_slots.version_group is null or single_version.model_name is null
-    {%- endif %}
+-- The score counts carry their day group as a key (int_binary_score_counts): they join
+-- the day groups' window and reference rows above once, on day_key.
+binary_score_days as (
+    select * from {{ ref('int_binary_score_counts') }}
 ),
-
-{{ task }}_reference{{ suffix }} as (
-    select
-        reference_slices.reference_until,
-        case when days.segment = '__all__' then '__all__' else coalesce(buckets.segment_value, '__other__') end
-            as segment_value,
-        days.*
-    from {{ days_source }} as days
-    inner join reference_slices
-        on reference_slices.model_name = days.model_name
-        and days.prediction_day between reference_slices.reference_start and reference_slices.reference_until
-    left join buckets
-        on buckets.model_name = days.model_name
-        and buckets.segment_basis_start = reference_slices.reference_start
-        and buckets.segment_basis_end = reference_slices.reference_until
-        and buckets.segment = days.segment
-        and buckets.segment_raw_value = days.segment_raw_value
-),
-{%- if task == 'binary_score' %}
 
 binary_score_window_days as (
     select
         groups.model_name, groups.version_group, groups.window_end, groups.window_days, groups.segment,
         groups.segment_value, scores.score, scores.n_pos, scores.n_neg
     from binary_score_days as scores
-    inner join binary_score_window_groups as groups on groups.day_key = scores.day_key
+    inner join binary_window_days as groups on groups.day_key = scores.day_key
+    left join binary_single_version_windows as single_version
+        on single_version.model_name = groups.model_name
+        and single_version.window_end = groups.window_end
+        and single_version.window_days = groups.window_days
+    where groups.version_slot is null or single_version.model_name is null
 ),
 
 binary_score_reference_days as (
@@ -137,10 +132,8 @@ binary_score_reference_days as (
         groups.model_name, groups.reference_until, groups.segment, groups.segment_value,
         scores.score, scores.n_pos, scores.n_neg
     from binary_score_days as scores
-    inner join binary_score_reference_groups as groups on groups.day_key = scores.day_key
+    inner join binary_reference_days as groups on groups.day_key = scores.day_key
 ),
-{%- endif %}
-{%- endfor %}
 
 window_metrics as (
     select * from {{ binary_metrics('binary_window_days', 'binary_score_window_days', window_groups) }}
