@@ -73,6 +73,8 @@ AT = pd.Timestamp(DAY) + pd.Timedelta(hours=10)
     ("predictions", prediction("p", event_at=AT - pd.Timedelta(days=9)), "range:time_to_decision_s",
      "time_to_decision_s (predicted_at - event_at, seconds): 777600.0 is outside [-5, 604800]"),
     ("predictions", prediction("p", latency_ms=-4.0), "range:latency_ms", "latency_ms: -4.0 is below 0"),
+    ("predictions", prediction("p", model_version="__all__"), "reserved:model_version",
+     "model_version: '__all__' is a name mlwatch reserves (marts.performance's row for all versions together)"),
     ("labels", {"prediction_id": "p", "model_name": "toy", "label": "2", "labeled_at": AT}, "in_set:label",
      "label: '2' is not one of 0, 1"),
     ("labels", {"prediction_id": "p", "model_name": "eta", "label": "soon", "labeled_at": AT}, "number:label",

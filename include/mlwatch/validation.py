@@ -61,7 +61,7 @@ NUMBER = r"^\s*[-+]?(?:\d+(?:\.\d*)?|\.\d+)(?:[eE][-+]?\d+)?\s*$"
 @dataclass(frozen=True)
 class Check:
     """One expectation, with what mlwatch needs to explain a failure in words."""
-    kind: str                      # not_null | between | in_set | number
+    kind: str                      # not_null | between | in_set | not_in_set | number
     column: str
     critical: bool = True
     low: float | None = None
@@ -85,11 +85,14 @@ class Check:
             return E.ExpectColumnValuesToMatchRegex(column=self.column, regex=NUMBER, **extra)
         if self.kind == "between":
             return E.ExpectColumnValuesToBeBetween(column=self.column, min_value=self.low, max_value=self.high, **extra)
+        if self.kind == "not_in_set":
+            return E.ExpectColumnValuesToNotBeInSet(column=self.column, value_set=list(self.values), **extra)
         return E.ExpectColumnValuesToBeInSet(column=self.column, value_set=list(self.values), **extra)
 
     @property
     def rule(self) -> str:
-        return {"not_null": "required", "between": "range", "in_set": "in_set", "number": "number"}[self.kind] \
+        return {"not_null": "required", "between": "range", "in_set": "in_set", "not_in_set": "reserved",
+                "number": "number"}[self.kind] \
             + f":{self.column}"
 
     def reason(self, value: Any) -> str:
@@ -105,8 +108,16 @@ class Check:
             if self.low is not None:
                 return f"{subject}: {shown} is below {self.low:g}"
             return f"{subject}: {shown} is above {self.high:g}"
+        if self.kind == "not_in_set":
+            return f"{subject}: {shown} is a name mlwatch reserves ({RESERVED[self.column]})"
         listed = ", ".join(self.values[:8]) + (", ..." if len(self.values) > 8 else "")
         return f"{subject}: {shown} is not one of {listed}"
+
+
+# The marts' name for all versions of a model together (marts.performance's model_version):
+# a version of that name would be indistinguishable from it.
+ALL_VERSIONS = "__all__"
+RESERVED = {"model_version": "marts.performance's row for all versions together"}
 
 
 def _missing(value: Any) -> bool:
@@ -123,6 +134,7 @@ def _model_checks(feed: str, config: Config, model: ModelConfig | None) -> list[
     if feed == "predictions":
         checks += [Check("not_null", c) for c in ("prediction_id", "model_name", "model_version", "event_at",
                                                     "predicted_at", "score")]
+        checks.append(Check("not_in_set", "model_version", values=(ALL_VERSIONS,)))
         checks.append(Check("between", "time_to_decision_s", low=-skew, high=slowest,
                             explain="predicted_at - event_at, seconds"))
         checks += [Check("between", "latency_ms", low=0), Check("between", "cost_usd", low=0)]
