@@ -82,13 +82,15 @@
         select * from {{ sums_relation }}
     ),
 
-    -- The ranking metrics sort every group's score counts on one integer key, in one pass.
-    -- A score may have a row per day (and per version or raw segment value) here: the
-    -- sums below are linear in each row's counts, and the RANGE frames give every row its
-    -- score's totals, so the rows are not grouped by score first.
+    -- The ranking metrics sort every group's distinct scores on one integer key, in one
+    -- pass. A window holds a score-count row per day (and per version or raw segment
+    -- value) of each score: grouped by score first, a 30-day window sorts its distinct
+    -- scores, not thirty copies of them (at the demo's scale 48 M rows became 9.5 M).
     score_counts as (
-        select {{ group_key(group_columns) }} as group_key, score, n_pos, n_neg
+        select {{ group_key(group_columns) }} as group_key, score,
+            cast(sum(n_pos) as {{ dbt.type_bigint() }}) as n_pos, cast(sum(n_neg) as {{ dbt.type_bigint() }}) as n_neg
         from {{ scores_relation }}
+        group by 1, 2
     ),
 
     totals as (
@@ -125,31 +127,24 @@
             score,
             n_pos,
             n_neg,
-            sum(n_pos) over (partition by group_key order by score range between unbounded preceding and current row)
+            sum(n_pos) over (partition by group_key order by score rows between unbounded preceding and current row)
                 as pos_at_or_below,
-            sum(n_neg) over (partition by group_key order by score range between unbounded preceding and current row)
-                as neg_at_or_below,
-            sum(n_pos) over (partition by group_key order by score range between current row and current row)
-                as pos_at,
-            sum(n_neg) over (partition by group_key order by score range between current row and current row)
-                as neg_at
+            sum(n_neg) over (partition by group_key order by score rows between unbounded preceding and current row)
+                as neg_at_or_below
         from score_counts
     ),
 
     ranked as (
-        -- Per row: its own positives and negatives, and at its score the negatives
-        -- strictly below, the positives strictly above, the positives and negatives at
-        -- the score, and those at or above it (the confusion counts at that threshold).
+        -- Per distinct score: negatives strictly below, positives strictly above, and the
+        -- positives and negatives at or above it (the confusion counts at that threshold).
         select
             cumulated.group_key,
             cumulated.n_pos,
             cumulated.n_neg,
-            cumulated.neg_at_or_below - cumulated.neg_at as neg_below,
-            cumulated.neg_at,
+            cumulated.neg_at_or_below - cumulated.n_neg as neg_below,
             totals.n_pos - cumulated.pos_at_or_below as pos_above,
-            cumulated.pos_at,
-            totals.n_pos - cumulated.pos_at_or_below + cumulated.pos_at as tp_at_or_above,
-            totals.n_neg - cumulated.neg_at_or_below + cumulated.neg_at as fp_at_or_above,
+            totals.n_pos - cumulated.pos_at_or_below + cumulated.n_pos as tp_at_or_above,
+            totals.n_neg - cumulated.neg_at_or_below + cumulated.n_neg as fp_at_or_above,
             totals.n_pos as total_pos,
             totals.n_neg as total_neg
         from cumulated
@@ -169,8 +164,8 @@
             fp_at_or_above,
             total_pos,
             total_neg,
-            cast(2 * neg_below + neg_at as decimal(38, 0)) as pos_placement,
-            cast(2 * pos_above + pos_at as decimal(38, 0)) as neg_placement
+            cast(2 * neg_below + n_neg as decimal(38, 0)) as pos_placement,
+            cast(2 * pos_above + n_pos as decimal(38, 0)) as neg_placement
         from ranked
     ),
 
