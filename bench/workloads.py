@@ -99,9 +99,10 @@ def mlwatch_performance(work: Path) -> float:
 
     sql = (work / "performance.sql").read_text()
     con = duckdb.connect(os.environ["MLWATCH_BENCH_WAREHOUSE"])
-    # As the model's pre-hook (use_all_cores): every core; its sums are exact, so the
-    # result does not depend on the thread count.
+    # As the model's pre-hooks: every core (use_all_cores; its sums are exact, so the
+    # result does not depend on the thread count), and without_partial_aggregate_pushdown.
     con.execute("RESET threads")
+    con.execute("SET disabled_optimizers = 'partial_aggregate_pushdown'")
     started = _cpu.start()
     con.execute(f"CREATE TEMP TABLE measured AS {sql}")
     return _cpu.stop(started)

@@ -1,7 +1,9 @@
 {#- Performance metrics and their confidence intervals, from additive daily counts.
 
     Each macro takes relations with one row per group (group_columns) and day (for the
-    binary ranking metrics: and distinct score) and returns one row per group and metric:
+    binary ranking metrics, a second relation: group_key, the group's group_key() over
+    group_columns, and score, n_pos, n_neg per distinct score) and returns one row per
+    group and metric:
     group_columns..., metric, value, ci_low, ci_high, n_predictions, n_labeled.
     A value is NULL when the group has fewer labeled rows than min_labeled_rows.
 
@@ -83,14 +85,10 @@
     ),
 
     -- The ranking metrics sort every group's distinct scores on one integer key, in one
-    -- pass. A window holds a score-count row per day (and per version or raw segment
-    -- value) of each score: grouped by score first, a 30-day window sorts its distinct
-    -- scores, not thirty copies of them (at the demo's scale 48 M rows became 9.5 M).
+    -- pass (scores_relation has one row per group and distinct score).
     score_counts as (
-        select {{ group_key(group_columns) }} as group_key, score,
-            cast(sum(n_pos) as {{ dbt.type_bigint() }}) as n_pos, cast(sum(n_neg) as {{ dbt.type_bigint() }}) as n_neg
+        select group_key, score, n_pos, n_neg
         from {{ scores_relation }}
-        group by 1, 2
     ),
 
     totals as (

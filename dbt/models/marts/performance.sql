@@ -2,8 +2,9 @@
     config(
         materialized='incremental',
         incremental_strategy='append',
-        pre_hook=["{{ replace_range('window_end', first_window_end(), run_date()) }}", "{{ use_all_cores() }}"],
-        post_hook="{{ use_one_core() }}",
+        pre_hook=["{{ replace_range('window_end', first_window_end(), run_date()) }}", "{{ use_all_cores() }}",
+                  "{{ without_partial_aggregate_pushdown() }}"],
+        post_hook=["{{ use_one_core() }}", "{{ with_every_optimizer() }}"],
     )
 }}
 
@@ -19,6 +20,7 @@
     the reference by then. -#}
 {%- set window_groups = ['model_name', 'version_group', 'window_end', 'window_days', 'segment', 'segment_value'] %}
 {%- set reference_groups = ['model_name', 'reference_until', 'segment', 'segment_value'] %}
+{%- set grouped_by_window = [] %}{% for column in window_groups %}{% do grouped_by_window.append('groups.' ~ column) %}{% endfor %}
 
 with window_ends as (
     select * from {{ ref('int_window_ends') }}
@@ -108,18 +110,18 @@ binary_single_version_windows as (
     having count(distinct days.model_version) = 1
 ),
 
--- The score counts carry their day group as a key (int_binary_score_counts): they join
--- the day groups' window and reference rows above once, on day_key.
-binary_score_days as (
-    select * from {{ ref('int_binary_score_counts') }}
-),
-
-binary_score_window_days as (
+-- The window day groups whose scores are ranked: every group but all versions together
+-- in a single-version window (copied from the version in window_metrics_complete).
+-- Chosen here, among the day groups, before the score counts join them (computed_once:
+-- DuckDB would otherwise filter the joined score rows, 52 M at the demo's scale), each
+-- with the key of its window group, so that the score rows need no other column, and
+-- with how many day groups make up that window group.
+binary_ranked_window_days as {{ computed_once() }} (
     select
-        groups.model_name, groups.version_group, groups.window_end, groups.window_days, groups.segment,
-        groups.segment_value, scores.score, scores.n_pos, scores.n_neg
-    from binary_score_days as scores
-    inner join binary_window_days as groups on groups.day_key = scores.day_key
+        groups.day_key,
+        {{ group_key(grouped_by_window) }} as group_key,
+        count(*) over (partition by {{ grouped_by_window | join(', ') }}) as day_groups
+    from binary_window_days as groups
     left join binary_single_version_windows as single_version
         on single_version.model_name = groups.model_name
         and single_version.window_end = groups.window_end
@@ -127,13 +129,42 @@ binary_score_window_days as (
     where groups.version_slot is null or single_version.model_name is null
 ),
 
-binary_score_reference_days as (
+binary_ranked_reference_days as {{ computed_once() }} (
     select
-        groups.model_name, groups.reference_until, groups.segment, groups.segment_value,
-        scores.score, scores.n_pos, scores.n_neg
-    from binary_score_days as scores
-    inner join binary_reference_days as groups on groups.day_key = scores.day_key
+        day_key,
+        {{ group_key(reference_groups) }} as group_key,
+        count(*) over (partition by {{ reference_groups | join(', ') }}) as day_groups
+    from binary_reference_days
 ),
+
+-- The score counts carry their day group as a key (int_binary_score_counts): per ranked
+-- group, one row per distinct score. A group of one day group has that already; the
+-- others (a 30-day window, all versions, a segment bucket of several raw values) add
+-- their day groups' counts per score, so that the ranking sorts each score once, not
+-- once per day (at the demo's scale 48 M rows would become 9.5 M).
+binary_score_days as (
+    select * from {{ ref('int_binary_score_counts') }}
+),
+
+{%- for part in ['window', 'reference'] %}
+
+binary_score_{{ part }}_days as (
+    select groups.group_key, scores.score, scores.n_pos, scores.n_neg
+    from binary_score_days as scores
+    inner join binary_ranked_{{ part }}_days as groups on groups.day_key = scores.day_key
+    where groups.day_groups = 1
+    union all
+    select
+        groups.group_key,
+        scores.score,
+        cast(sum(scores.n_pos) as {{ dbt.type_bigint() }}) as n_pos,
+        cast(sum(scores.n_neg) as {{ dbt.type_bigint() }}) as n_neg
+    from binary_score_days as scores
+    inner join binary_ranked_{{ part }}_days as groups on groups.day_key = scores.day_key
+    where groups.day_groups > 1
+    group by groups.group_key, scores.score
+),
+{%- endfor %}
 
 window_metrics as (
     select * from {{ binary_metrics('binary_window_days', 'binary_score_window_days', window_groups) }}
