@@ -5,8 +5,9 @@
     the score.
 
     The day group is one 64-bit key instead of five columns: this relation has a row per
-    distinct score, marts.performance reads it twice (windows and reference), and the
-    narrow rows are what the engine keeps in memory between the two. -#}
+    distinct score, marts.performance reads it several times (windows and reference, day
+    groups ranked alone and those added up per score), and the narrow rows are what the
+    engine keeps in memory between the reads. -#}
 
 with rows_by_version as (
     select
