@@ -56,6 +56,8 @@ def test_paths_are_relative_to_the_file_and_overridable(tmp_path, monkeypatch):
     ("models: {m: {task: regression, features: {'bad name': {type: numeric}}, "
      "reference: {start: 2026-01-01, end: 2026-01-31}}}",
      ["bad name", "plain identifier"]),
+    ("warehouse_memory_limit: lots\nmodels: {m: {task: regression, reference: {start: 2026-01-01, end: 2026-01-31}}}",
+     ["warehouse_memory_limit", "'lots'", "pattern"]),
 ])
 def test_invalid_configuration_names_key_value_and_expectation(text, expected):
     with pytest.raises(ConfigError) as error:

@@ -223,6 +223,12 @@ class SlackConfig(_Strict):
 class Config(_Strict):
     landing: Path = Path("data/landing")
     warehouse: Path = Path("warehouse/mlwatch.duckdb")
+    # DuckDB's memory for the dbt build: beyond it, sorts and aggregations spill to disk
+    # beside the warehouse instead of taking the machine's memory (DuckDB's own default,
+    # 80% of RAM, suits a machine of its own, not a shared worker).
+    warehouse_memory_limit: str = Field(
+        default="80%", pattern=r"^\s*\d+(\.\d+)?\s*(%|[KMGT]i?B)\s*$",
+        description="memory the dbt build may use, e.g. 4GB or 50% (of RAM)")
     reports: Path = Path("reports")
     slack: SlackConfig = SlackConfig()
     pipeline: list[str] = []

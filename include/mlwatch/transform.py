@@ -88,6 +88,7 @@ def _environment(config: Config, run_date: dt.date, first_window_end: dt.date) -
         "MLWATCH_WAREHOUSE": str(config.warehouse),
         "MLWATCH_RUN_DATE": run_date.isoformat(),
         "MLWATCH_FIRST_WINDOW_END": first_window_end.isoformat(),
+        "MLWATCH_WAREHOUSE_MEMORY_LIMIT": config.warehouse_memory_limit.strip(),
         "DO_NOT_TRACK": "1",
         "DBT_SEND_ANONYMOUS_USAGE_STATS": "false",
     }
@@ -131,8 +132,10 @@ def build(config: Config, run_date: dt.date, first_window_end: dt.date | None = 
     timings, failure = invoke(args, config, run_date, first_window_end, progress=progress)
     log.info("dbt build for %s finished in %.1fs", run_date, time.monotonic() - started)
     if failure is not None:
+        hint = (f" DuckDB had warehouse_memory_limit = {config.warehouse_memory_limit} for it: raise that in "
+                f"{config.source} (or free memory on the machine)." if "out of memory" in failure.lower() else "")
         raise TransformError(
-            f"dbt build failed for {run_date}: {failure}. "
+            f"dbt build failed for {run_date}: {failure}.{hint} "
             f"Details in {artifacts / 'logs' / 'dbt.log'}; fix and rerun `mlwatch run --date {run_date}`."
         )
     return timings
