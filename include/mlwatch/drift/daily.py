@@ -62,16 +62,10 @@ def _count_day(con: duckdb.DuckDBPyConnection, reference: ModelReference, day: d
     # The day's rows all sit in its own partition (ingest enforces predicted_at's date).
     where = [reference.model_name, day, day]
     numeric = [f for f in reference.features.values() if f.kind == "numeric"]
-    extremes = con.execute(
-        f"SELECT {', '.join(f'min({quote(f.column)}), max({quote(f.column)})' for f in numeric) or 'NULL'} {DAY_ROWS}",
-        where).fetchone()
-    ranges = {f.feature: (extremes[2 * i], extremes[2 * i + 1]) for i, f in enumerate(numeric)}
-    # Rows beyond the reference's range, and how far beyond (summed exactly), are asked for
-    # only when the day's minimum or maximum says there are any.
-    beyond = {f.feature: (low is not None and low < f.minimum, high is not None and high > f.maximum)
-              for f in numeric for low, high in [ranges[f.feature]]}
     within = {f.feature: _psi_edges_within(f) for f in numeric}
-    selects, params = [], []
+    # The numeric features' ranges first, then each feature's count and histograms: one scan.
+    selects = [f"{extreme}({quote(f.column)})" for f in numeric for extreme in ("min", "max")]
+    params = []
     for f in reference.features.values():
         column = quote(f.column)
         if f.kind == "numeric":
@@ -85,20 +79,25 @@ def _count_day(con: duckdb.DuckDBPyConnection, reference: ModelReference, day: d
             # the non-NULL values are '__other__'.
             selects += [f"count({column})", f"histogram({_category_position(f)})"]
     row = con.execute(f"SELECT {', '.join(selects)} {DAY_ROWS}", [*params, *where]).fetchone()
+    ranges = {f.feature: (row[2 * i], row[2 * i + 1]) for i, f in enumerate(numeric)}
+    # Rows beyond the reference's range, and how far beyond (summed exactly), are asked for
+    # only when the day's minimum or maximum says there are any.
+    beyond = {f.feature: (low is not None and low < f.minimum, high is not None and high > f.maximum)
+              for f in numeric for low, high in [ranges[f.feature]]}
     tails = _tails(con, reference, beyond, where)
     sums = _score_sums(con, reference, day)
     con.execute("DELETE FROM ops.drift_daily WHERE model_name = ? AND day = ?", [reference.model_name, day])
-    values = iter(row)
+    values = iter(row[2 * len(numeric):])
     for f in reference.features.values():
         if f.kind == "numeric":
             n, fine = next(values), next(values)
+            minimum, maximum = ranges[f.feature]
             counts = _aligned(fine, [*f.edges, float("inf")])
             psi_bins = within[f.feature]
             if psi_bins is None:
                 psi_counts = _aligned(next(values), [*f.psi_edges, float("inf")])
             else:
                 psi_counts = [int(c) for c in np.bincount(psi_bins, weights=counts, minlength=len(f.psi_edges) + 1)]
-            minimum, maximum = ranges[f.feature]
             below, tail_below, above, tail_above = tails.get(f.feature, (0, 0.0, 0, 0.0))
         else:
             n, positions = next(values), next(values) or {}
