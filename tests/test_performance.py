@@ -195,3 +195,42 @@ def test_the_mart_is_the_same_on_one_core_and_on_many(built):
     assert results[1] == results[0]
     assert results[2] == results[0]
     assert {row[0] for row in results[0]} >= {"card_fraud", "delivery_eta"}
+
+
+def test_binned_ranking_is_the_auc_of_binned_scores_and_its_interval_holds_the_exact_one(tmp_path):
+    """ranking_bins: ROC AUC and PR AUC are scikit-learn's on the binned scores; the other
+    metrics use the exact scores; ROC AUC's interval spans the binning's margin, which
+    contains the exact AUC."""
+    bins = 100
+
+    def edit(data):
+        data["models"]["toy"]["ranking_bins"] = bins
+    config = toy_config(tmp_path, edit=edit)
+    days = [dt.date(2026, 3, 1) + dt.timedelta(days=offset) for offset in range(4)]
+    for day in days:  # scores that do not separate the classes: AUC and AP inside (0, 1)
+        write_toy_day(config.landing, day, n=600, degraded=True)
+    run_date = days[-1] + dt.timedelta(days=2)
+    nightly.backfill(config, days[0], run_date)
+    rows = ref.labeled_rows(config.warehouse, "toy", run_date, 5)
+    part = ref.window(rows, days[-1], 3).assign(weight=1.0)  # the toy's labels carry no weight
+    expected = ref.binary(part)
+    binned = part.assign(score=(part["score"] * bins).floordiv(1).clip(upper=bins - 1) / bins)
+    expected_binned = ref.binary(binned)
+    actual = stored(config, "toy", "__all__", 3, days[-1])
+
+    labeled = binned.dropna(subset=["label"])
+    assert labeled["score"].nunique() < part.dropna(subset=["label"])["score"].nunique()  # bins merged scores
+    for metric in ("roc_auc", "pr_auc"):
+        assert_close(actual[metric][0], expected_binned[metric][0], f"{metric} value")
+    assert actual["roc_auc"][0] != pytest.approx(expected["roc_auc"][0], rel=1e-9)
+    for metric in ("accuracy", "log_loss", "brier", "precision", "recall"):
+        compare({metric: actual[metric]}, {metric: expected[metric]})
+
+    y = (labeled["label"] == "1").to_numpy()
+    positives = labeled[y]["score"].value_counts()
+    negatives = labeled[~y]["score"].value_counts()
+    margin = (positives * negatives.reindex(positives.index, fill_value=0)).sum() / (2 * y.sum() * (~y).sum())
+    delong = expected_binned["roc_auc"][0] - expected_binned["roc_auc"][1]
+    assert_close(actual["roc_auc"][1], max(0, expected_binned["roc_auc"][0] - delong - margin), "roc_auc ci_low")
+    assert abs(actual["roc_auc"][0] - expected["roc_auc"][0]) <= margin
+    assert actual["roc_auc"][1] <= expected["roc_auc"][0] <= actual["roc_auc"][2]

@@ -12,6 +12,7 @@
       f1                 Wilson interval of tp / (tp + (fp + fn) / 2), which equals F1
       roc_auc            DeLong: variance from the per-positive and per-negative
                          placement values (ties count one half), normal interval
+                         (binned ranking, ranking_score below: widened by the binning's margin)
       pr_auc             logit interval (Boyd et al. 2013), n = number of positives
       weighted_recall    ratio estimator, delta-method variance
       log_loss, brier, mae, mape   normal interval of a mean
@@ -79,6 +80,9 @@
 
 {% macro binary_metrics(sums_relation, scores_relation, group_columns) -%}
 {%- set g = group_columns | join(', ') -%}
+{%- set binned = binned_ranking_models() -%}
+{#- ROC AUC's interval of a binned model also spans the binning's margin (ranking_score). -#}
+{%- set margin_below, margin_above = (' - s.binning_margin', ' + s.binning_margin') if binned else ('', '') -%}
 (
     with day_counts as (
         select * from {{ sums_relation }}
@@ -176,6 +180,10 @@
             sum(n_pos * pos_placement * pos_placement) as pos_sum_sq,
             sum(n_neg * neg_placement) as neg_sum,
             sum(n_neg * neg_placement * neg_placement) as neg_sum_sq,
+            {%- if binned %}
+            -- Pairs of a positive and a negative at the same (binned) score.
+            sum(cast(n_pos as decimal(38, 0)) * n_neg) as tied_pairs,
+            {%- endif %}
             -- n_pos * precision <= n_pos: bound 2^38 labeled rows (see macros/exact_sums.sql).
             {{ exact_sum('case when n_pos > 0 then n_pos * tp_at_or_above * ' ~ double_literal('1.0')
                 ~ ' / (tp_at_or_above + fp_at_or_above) else 0 end', fixed_point_scale(38)) }} as precision_sum
@@ -197,6 +205,10 @@
               + cast(total_neg * neg_sum_sq - neg_sum * neg_sum as {{ type_double() }})
                     / ({{ double_literal('4.0') }} * total_neg * total_pos * total_pos) / (total_neg - 1) / total_neg
             end as roc_auc_variance
+            {%- if binned %},
+            case when total_pos > 0 and total_neg > 0
+                then tied_pairs / ({{ double_literal('2.0') }} * total_pos * total_neg) end as tied_pair_margin
+            {%- endif %}
         from placement_sums
     ),
 
@@ -207,6 +219,10 @@
             ranking.roc_auc,
             ranking.pr_auc,
             ranking.roc_auc_variance,
+            {%- if binned %}
+            case when t.model_name in ({% for name in binned %}{{ sql_literal(name) }}{% if not loop.last %}, {% endif %}{% endfor %})
+                then coalesce(ranking.tied_pair_margin, 0) else 0 end as binning_margin,
+            {%- endif %}
             {{ safe_divide('t.w_tp', 't.w_pos') }} as weighted_recall
         from totals as t
         left join ranking on ranking.group_key = t.group_key
@@ -215,8 +231,8 @@
     {{ metric_rows(group_columns, [
         ('roc_auc',
             'case when s.enough then s.roc_auc end',
-            'case when s.enough then greatest(0, s.roc_auc - ' ~ ci_z() ~ ' * sqrt(s.roc_auc_variance)) end',
-            'case when s.enough then least(1, s.roc_auc + ' ~ ci_z() ~ ' * sqrt(s.roc_auc_variance)) end'),
+            'case when s.enough then greatest(0, s.roc_auc - ' ~ ci_z() ~ ' * sqrt(s.roc_auc_variance)' ~ margin_below ~ ') end',
+            'case when s.enough then least(1, s.roc_auc + ' ~ ci_z() ~ ' * sqrt(s.roc_auc_variance)' ~ margin_above ~ ') end'),
         ('pr_auc',
             'case when s.enough then s.pr_auc end',
             'case when s.enough and s.pr_auc > 0 and s.pr_auc < 1 then 1 / (1 + exp(-(ln(s.pr_auc / (1 - s.pr_auc)) - '
@@ -408,4 +424,32 @@
             condition='s.enough and s.n_with_probability = s.n_labeled')
     ]) }}
 )
+{%- endmacro %}
+
+{#- Binned ranking, for binary models that set ranking_bins: a score counts as the lower
+    edge of its bin among ranking_bins equal bins of [0, 1] (1.0 in the last bin), so a
+    window's ranking sorts at most ranking_bins scores, however many predictions it
+    holds. ROC AUC then counts the pairs of a positive and a negative in the same bin as
+    one half (their order inside the bin is lost): the exact AUC is within half their
+    share of all pairs of the binned one, and its interval is widened by that margin.
+    Average precision takes its thresholds at the bin edges and has no such bound. Models
+    without ranking_bins rank their scores exactly, and their SQL has none of this. -#}
+{% macro binned_ranking_models() -%}
+    {%- set binned = {} -%}
+    {%- for name, m in var('models').items() if m.ranking_bins -%}{%- do binned.update({name: m.ranking_bins}) -%}{%- endfor -%}
+    {{- return(binned) -}}
+{%- endmacro %}
+
+{% macro ranking_score(score, model_name) -%}
+    {%- set binned = binned_ranking_models() -%}
+    {%- if binned -%}
+    case {{ model_name }}
+        {%- for name, bins in binned.items() %}
+        when {{ sql_literal(name) }} then least(floor({{ score }} * {{ bins }}), {{ bins - 1 }}) / {{ double_literal(bins ~ '.0') }}
+        {%- endfor %}
+        else {{ score }}
+    end
+    {%- else -%}
+    {{ score }}
+    {%- endif -%}
 {%- endmacro %}

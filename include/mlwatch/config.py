@@ -115,6 +115,9 @@ class ModelConfig(_Strict):
     segments: list[str] = []
     segment_top_k: int = Field(default=10, ge=1, description="values per segment column; the rest go to 'other'")
     min_labeled_rows: int = Field(default=30, ge=1, description="fewer labeled rows and a metric is NULL")
+    ranking_bins: int | None = Field(
+        default=None, ge=100, le=100_000_000,
+        description="binary models: rank scores in this many equal bins of [0, 1] instead of exactly")
     label_values: list[str] | None = Field(default=None, description="allowed labels (classifiers)")
     weight_column: str | None = None
     features: dict[str, FeatureSpec] = {}
@@ -150,6 +153,8 @@ class ModelConfig(_Strict):
                 f"slos.performance.metric {metric!r} is not a {self.task} metric; "
                 f"expected one of {sorted(METRICS_BY_TASK[self.task])}"
             )
+        if self.ranking_bins is not None and self.task != "binary_classification":
+            raise ValueError("ranking_bins applies to binary_classification models (ROC AUC, PR AUC) only")
         window = self.slos.performance.window_days
         if window is not None and window not in self.windows:
             raise ValueError(f"slos.performance.window_days {window} is not one of windows {self.windows}")

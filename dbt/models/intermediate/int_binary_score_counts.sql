@@ -19,7 +19,8 @@ with rows_by_version as (
 
 select
     {{ group_key(['model_name', 'model_version', 'prediction_day', 'segment', 'segment_raw_value']) }} as day_key,
-    score,
+    -- The score, or its bin's lower edge for a model that ranks in bins (ranking_bins).
+    {{ ranking_score('score', 'model_name') }} as score,
     -- 64-bit counts: the ranking's sort carries every distinct score, and DuckDB's sum of
     -- integers is 128-bit.
     cast(sum(case when is_positive = 1 then 1 else 0 end) as {{ dbt.type_bigint() }}) as n_pos,
