@@ -56,6 +56,10 @@ def test_paths_are_relative_to_the_file_and_overridable(tmp_path, monkeypatch):
     ("models: {m: {task: regression, features: {'bad name': {type: numeric}}, "
      "reference: {start: 2026-01-01, end: 2026-01-31}}}",
      ["bad name", "plain identifier"]),
+    ("models: {m: {task: regression, ranking_bins: 1000, reference: {start: 2026-01-01, end: 2026-01-31}}}",
+     ["ranking_bins", "binary_classification"]),
+    ("models: {m: {task: binary_classification, ranking_bins: 10, reference: {start: 2026-01-01, end: 2026-01-31}}}",
+     ["models.m.ranking_bins", "greater than or equal to 100"]),
     ("warehouse_memory_limit: lots\nmodels: {m: {task: regression, reference: {start: 2026-01-01, end: 2026-01-31}}}",
      ["warehouse_memory_limit", "'lots'", "pattern"]),
 ])
