@@ -85,7 +85,7 @@ def write_landing(work: Path, rows: int) -> None:
             frame.to_parquet(folder / "bench.parquet", index=False)
 
 
-def write_config(work: Path) -> None:
+def write_config(work: Path, ranking_bins: int | None = None) -> None:
     features = {name: {"type": "numeric"} for name in NUMERIC}
     features.update({name: {"type": "categorical"} for name in CATEGORICAL})
     config = {
@@ -96,6 +96,7 @@ def write_config(work: Path) -> None:
             "task": "binary_classification", "label_delay_days": 1, "windows": [1],
             "reference": {"start": str(REFERENCE_DAY), "end": str(REFERENCE_DAY)},
             "features": features,
+            **({"ranking_bins": ranking_bins} if ranking_bins else {}),
         }},
     }
     (work / "mlwatch.yml").write_text(yaml.safe_dump(config, sort_keys=False))
@@ -254,13 +255,16 @@ def main() -> None:
     parser.add_argument("--wait-for-load", type=float, metavar="LOAD",
                         help="before measuring, wait until the 1-minute load average is under LOAD")
     parser.add_argument("--wait-timeout", type=float, default=1500, help="longest wait for --wait-for-load (s)")
+    parser.add_argument("--ranking-bins", type=int, metavar="B",
+                        help="configure the model with ranking_bins: B (binned ROC/PR AUC; default exact)")
     parser.add_argument("--reuse", action="store_true",
-                        help="reuse a work folder prepared for the same --rows instead of writing it again")
+                        help="reuse a work folder prepared for the same --rows and --ranking-bins instead of writing it again")
     args = parser.parse_args()
 
     work = args.work.resolve()
     prepared = work / "prepared.json"
-    if args.reuse and prepared.exists() and json.loads(prepared.read_text())["rows"] == args.rows:
+    wanted = {"rows": args.rows, "ranking_bins": args.ranking_bins}
+    if args.reuse and prepared.exists() and {k: json.loads(prepared.read_text()).get(k) for k in wanted} == wanted:
         print(f"reusing the {args.rows:,}-row work folder {work}", flush=True)
         informative = json.loads(prepared.read_text())["informative"]
     else:
@@ -268,10 +272,10 @@ def main() -> None:
         work.mkdir(parents=True)
         print(f"writing {args.rows:,} rows x 20 features for two days ...", flush=True)
         write_landing(work, args.rows)
-        write_config(work)
+        write_config(work, args.ranking_bins)
         print("ingesting and building with mlwatch (not timed as compute) ...", flush=True)
         informative = prepare(work)
-        prepared.write_text(json.dumps({"rows": args.rows, "informative": informative}))
+        prepared.write_text(json.dumps({**wanted, "informative": informative}))
     if args.wait_for_load:
         wait_for_load(args.wait_for_load, args.wait_timeout)
     load_before = load_average()
@@ -282,7 +286,8 @@ def main() -> None:
     summary = summarize(results)
 
     floor = summary["floor_seconds"]
-    print(f"\n{args.rows:,} rows x 20 features per day, {os.cpu_count()} cores, best of {args.repeat}, "
+    ranking = f"ranking in {args.ranking_bins:,} bins" if args.ranking_bins else "exact ranking"
+    print(f"\n{args.rows:,} rows x 20 features per day, {ranking}, {os.cpu_count()} cores, best of {args.repeat}, "
           f"load average (1/5/15 min) {load_before} before, {load_after} after\n")
     print(f"{'workload':28} {'seconds':>9} {'x floor':>8} {'CPU s':>9} {'peak RSS MB':>12}")
     for r in results:
@@ -300,7 +305,8 @@ def main() -> None:
     for label, seconds in informative.items():
         print(f"(for scale) {label}: {seconds:.1f}s")
     if args.json:
-        args.json.write_text(json.dumps({"rows": args.rows, "repeat": args.repeat, "cores": os.cpu_count(),
+        args.json.write_text(json.dumps({"rows": args.rows, "ranking_bins": args.ranking_bins, "repeat": args.repeat,
+                                         "cores": os.cpu_count(),
                                          "load_average_before": load_before, "load_average_after": load_after,
                                          "results": results, "summary": summary, "informative": informative},
                                         indent=1))
