@@ -224,3 +224,28 @@ def test_a_nightly_rerun_on_spark_replaces_its_days_and_keeps_rows_it_does_not_o
     assert problems == [], "\n".join(problems)
     kept = session.sql("SELECT day, stage FROM marts.constraint_ledger WHERE source = 'mlwatch'").collect()
     assert [(r.day, r.stage) for r in kept] == [(night, "dbt_build")]
+
+
+def test_binned_ranking_on_spark_equals_duckdb(spark_backfill, tmp_path):
+    """ranking_bins compiles to the same numbers on Spark (the demo configuration ranks
+    exactly, so the tests above do not reach that SQL)."""
+    import pyarrow.compute as pc
+
+    from mlwatch import nightly, spark_engine
+    from tests.helpers import toy_config, write_toy_day
+
+    config = toy_config(tmp_path, edit=lambda data: data["models"]["toy"].update(ranking_bins=100))
+    days = [dt.date(2026, 3, 1) + dt.timedelta(days=offset) for offset in range(4)]
+    for day in days:
+        write_toy_day(config.landing, day, n=600, degraded=True)
+    nightly.backfill(config, days[0], days[-1])
+    run = spark_engine.build(config, days[-1], days[0], work_dir=spark_backfill.work_dir,
+                             session=spark_backfill.session)
+
+    with duckdb.connect(str(config.warehouse), read_only=True) as con:
+        duck = con.sql("SELECT * FROM marts.performance").to_arrow_table()
+    spark = run.mart("performance")
+    spark = spark.filter(pc.equal(spark["model_name"], "toy"))
+    assert duck.num_rows > 0 and spark.num_rows == duck.num_rows
+    problems = compare_mart("performance", mart_keys()["performance"], duck, spark)
+    assert problems == [], "\n".join(problems)
