@@ -109,15 +109,15 @@ class Check:
                 return f"{subject}: {shown} is below {self.low:g}"
             return f"{subject}: {shown} is above {self.high:g}"
         if self.kind == "not_in_set":
-            return f"{subject}: {shown} is a name mlwatch reserves ({RESERVED[self.column]})"
+            return f"{subject}: {shown} is a name mlwatch reserves ({RESERVED[self.column][1]})"
         listed = ", ".join(self.values[:8]) + (", ..." if len(self.values) > 8 else "")
         return f"{subject}: {shown} is not one of {listed}"
 
 
-# The marts' name for all versions of a model together (marts.performance's model_version):
-# a version of that name would be indistinguishable from it.
-ALL_VERSIONS = "__all__"
-RESERVED = {"model_version": "marts.performance's row for all versions together"}
+# Per prediction column, a value the marts give a meaning of their own, and that meaning:
+# a row carrying it would be indistinguishable from the marts' rows. One table for the
+# checks and their reasons.
+RESERVED = {"model_version": ("__all__", "marts.performance's row for all versions together")}
 
 
 def _missing(value: Any) -> bool:
@@ -134,7 +134,7 @@ def _model_checks(feed: str, config: Config, model: ModelConfig | None) -> list[
     if feed == "predictions":
         checks += [Check("not_null", c) for c in ("prediction_id", "model_name", "model_version", "event_at",
                                                     "predicted_at", "score")]
-        checks.append(Check("not_in_set", "model_version", values=(ALL_VERSIONS,)))
+        checks += [Check("not_in_set", column, values=(value,)) for column, (value, _) in RESERVED.items()]
         checks.append(Check("between", "time_to_decision_s", low=-skew, high=slowest,
                             explain="predicted_at - event_at, seconds"))
         checks += [Check("between", "latency_ms", low=0), Check("between", "cost_usd", low=0)]
