@@ -51,16 +51,6 @@ def demo_landing(tmp_path_factory) -> Path:
 
 # The warehouse tests' configuration keeps 5 of card_fraud's 8 countries: three share '__other__'.
 TOP_COUNTRIES = 5
-# The small demo has 20x fewer rows than the real one, so its fixed number of dirty rows
-# weighs 20x more; the data-loss SLO scales with it.
-SMALL_DEMO_MAX_DATA_LOSS = 0.005
-
-
-def small_demo_slos(data):
-    for model in data["models"].values():
-        model["slos"]["max_data_loss"] = SMALL_DEMO_MAX_DATA_LOSS
-
-
 @pytest.fixture(scope="session")
 def demo_warehouse(demo_landing, tmp_path_factory):
     """The small demo, backfilled over all its days once; tests only read it."""
@@ -69,7 +59,6 @@ def demo_warehouse(demo_landing, tmp_path_factory):
 
     def edit(data):
         data["models"]["card_fraud"]["segment_top_k"] = TOP_COUNTRIES
-        small_demo_slos(data)
     config = write_config(tmp_path_factory.mktemp("warehouse"), demo_landing, edit=edit)
     nightly.backfill(config, SMALL_DEMO.start, SMALL_DEMO.end)
     return config

@@ -201,7 +201,7 @@ def test_demo_quarantine_holds_exactly_the_injected_dirt(demo_warehouse):
         for day, rule, n in rows(demo_warehouse, f"SELECT _partition_date, rules[1], count(*) FROM quarantine.{feed} "
                                                  "GROUP BY ALL"):
             found.setdefault((feed, (day - SMALL_DEMO.start).days), {})[rule] = n
-    assert found == inc.DIRTY_ROWS
+    assert found == inc.dirty_rows(SMALL_DEMO.fraud_per_day)
     [(offset, feature), count] = next(iter(inc.INVALID_FEATURE_VALUES.items()))
     day = SMALL_DEMO.day(offset)
     assert rows(demo_warehouse, f"SELECT n_rows FROM ops.contract_warnings WHERE rule = 'in_set:{feature}' "
@@ -214,10 +214,9 @@ def test_demo_quarantine_holds_exactly_the_injected_dirt(demo_warehouse):
 
 
 def test_data_loss_raises_a_data_loss_alert(demo_landing, tmp_path):
-    from tests.conftest import small_demo_slos
     from tests.helpers import write_config
 
-    config = write_config(tmp_path, demo_landing, edit=small_demo_slos)
+    config = write_config(tmp_path, demo_landing)
     report = nightly.run_night(config, inc.DIRTY_EXPORT.first_day())
     [alert] = rows(config, "SELECT kind, playbook, status, title FROM marts.alerts")
     assert alert[:3] == ("data_loss", "data_incident", "open")

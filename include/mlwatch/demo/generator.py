@@ -33,7 +33,7 @@ SLOTS = SECONDS_PER_DAY // SLOT_SECONDS
 class DemoSpec:
     start: dt.date = inc.DEMO_START
     days: int = inc.DEMO_DAYS
-    fraud_per_day: int = 30_000
+    fraud_per_day: int = inc.FULL_VOLUME_FRAUD_PER_DAY
     eta_per_day: int = 15_000
     seed: int = 20260801
 
@@ -358,6 +358,7 @@ def generate(landing: Path, spec: DemoSpec = DemoSpec(),
     counts = {"predictions": 0, "labels": 0, "costs": 0, "stages": 0}
     carry: dict[str, list[pd.DataFrame]] = {"card_fraud": [], "delivery_eta": []}
     labels_due: dict[dt.date, list[pd.DataFrame]] = {}
+    dirty = inc.dirty_rows(spec.fraud_per_day)
     for offset in range(spec.days):
         day = spec.day(offset)
         stages, wait = simulate_pipeline(spec, offset)
@@ -386,7 +387,7 @@ def generate(landing: Path, spec: DemoSpec = DemoSpec(),
                 write(today, _partition(landing, "predictions", day) / name, options)
                 counts["predictions"] += len(today)
                 if model == "card_fraud":
-                    counts["predictions"] += _write_dirty_predictions(landing, day, offset, today)
+                    counts["predictions"] += _write_dirty_predictions(landing, day, dirty.get(("predictions", offset)), today)
 
         labels_today = pd.concat(labels_due.pop(day, []) or [_NO_LABELS], ignore_index=True)
         labels_today = labels_today.sort_values(["model_name", "labeled_at", "prediction_id"])
@@ -397,14 +398,14 @@ def generate(landing: Path, spec: DemoSpec = DemoSpec(),
             else:
                 write(part, folder / f"{model}.jsonl", "FORMAT json")
             counts["labels"] += len(part)
-        for feed, written in _write_dirty_files(landing, day, offset, write).items():
+        for feed, written in _write_dirty_files(landing, day, offset, dirty, write).items():
             counts[feed] += written
         if progress:
             progress(offset + 1, spec.days)
     return counts
 
 
-# ---------------------------------------------------------------- dirty data (incidents.DIRTY_ROWS)
+# ---------------------------------------------------------------- dirty data (incidents.dirty_rows)
 
 
 def _with_invalid_values(frame: pd.DataFrame, offset: int) -> pd.DataFrame:
@@ -425,8 +426,7 @@ def _csv_text(frame: pd.DataFrame) -> str:
     return out.to_csv(index=False)
 
 
-def _write_dirty_predictions(landing: Path, day: dt.date, offset: int, today: pd.DataFrame) -> int:
-    wanted = inc.DIRTY_ROWS.get(("predictions", offset))
+def _write_dirty_predictions(landing: Path, day: dt.date, wanted: dict[str, int] | None, today: pd.DataFrame) -> int:
     if not wanted:
         return 0
     fresh = today.iloc[100:100 + wanted["range:score"] + wanted["required:prediction_id"]
@@ -444,9 +444,9 @@ def _write_dirty_predictions(landing: Path, day: dt.date, offset: int, today: pd
     return len(fresh) + len(copies) + wanted["malformed:csv"]
 
 
-def _write_dirty_files(landing: Path, day: dt.date, offset: int, write: "_Writer") -> dict[str, int]:
+def _write_dirty_files(landing: Path, day: dt.date, offset: int, dirty: dict, write: "_Writer") -> dict[str, int]:
     written: dict[str, int] = {}
-    labels = inc.DIRTY_ROWS.get(("labels", offset))
+    labels = dirty.get(("labels", offset))
     if labels:
         lines = [json.dumps({"prediction_id": f"cf-{day - dt.timedelta(days=4):%Y%m%d}-{i:06d}",
                              "model_name": "card_fraud", "label": "2",
@@ -454,12 +454,12 @@ def _write_dirty_files(landing: Path, day: dt.date, offset: int, write: "_Writer
         lines += ['{"prediction_id": "cf-broken", "model_name": "card_fraud", "label": '] * labels["malformed:json"]
         (_partition(landing, "labels", day) / "card_fraud_manual.jsonl").write_text("\n".join(lines) + "\n")
         written["labels"] = len(lines)
-    costs = inc.DIRTY_ROWS.get(("costs", offset))
+    costs = dirty.get(("costs", offset))
     if costs:
         (_partition(landing, "costs", day) / "costs_correction.csv").write_text(
             "model_name,component,cost_usd\n" + "card_fraud,compute,12.5\n" * costs["duplicate:model_name/component"])
         written["costs"] = costs["duplicate:model_name/component"]
-    stages = inc.DIRTY_ROWS.get(("stages", offset))
+    stages = dirty.get(("stages", offset))
     if stages:
         rows = pd.DataFrame({
             "stage": "feature_tier3",
