@@ -37,6 +37,18 @@ def test_sql_answers_in_every_format(built):
     assert json.loads(mlwatch("sql", query, "--format", "json", cwd=folder).stdout) == [{"model_name": "toy", "n": 2000}]
 
 
+def test_sql_tables_show_doubles_readably_and_csv_keeps_every_digit(built):
+    folder = built.source.rsplit("/", 1)[0]
+    query = ("select 0.8030280449930226::double as auc, 2206377.3099999996::double as ms, "
+             "1.0058099305555557::double as util, 3 as n")
+    table = mlwatch("sql", query, cwd=folder)
+    assert table.returncode == 0
+    assert "0.803028" in table.stdout and "2206377" in table.stdout and "1.00581" in table.stdout
+    assert "0.80302804" not in table.stdout and "6 significant digits" in table.stdout
+    csv = mlwatch("sql", query, "--format", "csv", cwd=folder).stdout
+    assert csv.splitlines()[1] == "0.8030280449930226,2206377.3099999996,1.0058099305555557,3"
+
+
 @pytest.mark.parametrize("statement", [
     "insert into raw.costs (model_name, component, cost_usd) values ('toy', 'x', 1)",
     "delete from marts.performance",

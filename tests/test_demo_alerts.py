@@ -91,3 +91,5 @@ def test_the_time_to_decision_breach_names_the_constraint_stage(replayed):
     [alert] = [a for a in replayed if a["kind"] == "time_to_decision_breach"]
     assert "at feature_tier2" in alert["title"]
     assert '"constraint": "feature_tier2"' in alert["evidence"]
+    # What makes it the constraint: the busiest hour's utilization, not the day's average.
+    assert "in the busiest hour" in alert["evidence"] and "source = 'telemetry'" in alert["evidence"]

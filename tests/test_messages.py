@@ -71,9 +71,12 @@ ALERTS = {
         "time_to_decision_breach", "__pipeline__",
         "Time to decision over its SLO for card_fraud, delivery_eta at feature_tier2: p95 up to 985 s",
         [["card_fraud", "p95 985 s (SLO 300 s)"], ["delivery_eta", "p95 983 s (SLO 300 s)"],
-         ["Constraint", "feature_tier2: utilization 97.0%, queue growth +536 over the day"]],
+         ["Constraint", "feature_tier2: utilization 100.6% in the busiest hour (56.2% over the day), "
+                        "queue growth +536 over the day"]],
         playbook="constraint_review", models=["card_fraud", "delivery_eta"],
-        command="mlwatch sql \"select * from marts.constraint_ledger where day = DATE '2026-09-12' order by stage_order\""),
+        command="mlwatch sql \"select stage, peak_utilization, utilization, headroom, p95_latency_ms, queue_depth, "
+                "queue_growth, top_failure_mode, is_constraint from marts.constraint_ledger "
+                "where day = DATE '2026-09-12' and source = 'telemetry' order by stage_order\""),
     "data_loss": alert(
         "data_loss", "card_fraud", "card_fraud: 0.14% of the input rows of 2026-09-12 were quarantined (SLO 0.10%)",
         [["Model", "card_fraud"], ["How bad", "0.14% of input rows quarantined (SLO 0.10%)"],

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
+import math
 import sys
 import time
 from pathlib import Path
@@ -36,6 +37,18 @@ def _table(columns: list[str], title: str | None = None) -> Table:
     for column in columns:
         table.add_column(column, overflow="fold")
     return table
+
+
+def _cell(value) -> str:
+    """A value as a table shows it: doubles to 6 significant digits, so that a column of
+    metrics can be read at a glance (csv and json keep every digit)."""
+    if value is None:
+        return "NULL"
+    if isinstance(value, float) and math.isfinite(value) and value != 0:
+        if abs(value) < 1:
+            return f"{value:.6g}"
+        return f"{value:.{max(0, 6 - len(str(int(abs(value)))))}f}"
+    return str(value)
 
 
 def _date(value: str, name: str) -> dt.date:
@@ -135,9 +148,12 @@ def sql(query: str = typer.Argument(..., help="SQL query (read-only)."),
             sys.stdout.write(adhoc.to_json(result) + "\n")
         else:
             table = _table(result.columns)
-            for row in result.rows[:max_rows]:
-                table.add_row(*["NULL" if v is None else str(v) for v in row])
+            shown = result.rows[:max_rows]
+            for row in shown:
+                table.add_row(*[_cell(v) for v in row])
             out.print(table)
+            if any(_cell(v) != str(v) for row in shown for v in row if isinstance(v, float)):
+                out.print("[dim]Doubles shown to 6 significant digits; --format csv or json gives every digit.[/dim]")
             if len(result.rows) > max_rows:
                 out.print(f"[dim]{len(result.rows) - max_rows} more rows; use --max-rows or --format csv[/dim]")
 

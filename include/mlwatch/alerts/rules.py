@@ -323,13 +323,16 @@ def time_to_decision_breach(con: duckdb.DuckDBPyConnection, config: Config, run_
         return []
     constraint = None
     if table_exists(con, "marts", "constraint_ledger"):
-        row = con.execute("SELECT stage, utilization, queue_growth FROM marts.constraint_ledger WHERE day = ? "
-                          "AND source = 'telemetry' AND is_constraint", [run_date]).fetchone()
-        constraint = row
+        constraint = con.execute(
+            "SELECT stage, peak_utilization, utilization, queue_growth FROM marts.constraint_ledger WHERE day = ? "
+            "AND source = 'telemetry' AND is_constraint", [run_date]).fetchone()
     facts = [(name, f"p95 {h[0]['actual']:.0f} s (SLO {h[0]['target']:.0f} s)") for name, h in breaching]
     if constraint:
-        facts.append(("Constraint", f"{constraint[0]}: utilization {_pct(constraint[1] or 0)}, queue "
-                                    f"growth {constraint[2] or 0:+,.0f} over the day"))
+        # The busiest hour's utilization is what makes a stage the constraint; the day's
+        # average, diluted by quiet nights, would understate it.
+        stage, peak, average, growth = constraint
+        facts.append(("Constraint", f"{stage}: utilization {_pct(peak or 0)} in the busiest hour "
+                                    f"({_pct(average or 0)} over the day), queue growth {growth or 0:+,.0f} over the day"))
     since = min(_streak_start(h, lambda r: r["met"] is False, key="day") for _, h in breaching)
     worst = max(h[0]["actual"] / h[0]["target"] for _, h in breaching)
     names = [name for name, _ in breaching]
@@ -344,8 +347,9 @@ def time_to_decision_breach(con: duckdb.DuckDBPyConnection, config: Config, run_
         run_date=run_date, since=since, metric="time_to_decision_p95_s",
         value=max(h[0]["actual"] for _, h in breaching), reference_value=breaching[0][1][0]["target"],
         evidence={"facts": facts, "models": names, "constraint": constraint[0] if constraint else None,
-                  "command": f"mlwatch sql \"select * from marts.constraint_ledger where day = DATE '{run_date}' "
-                             "order by stage_order\""},
+                  "command": f"mlwatch sql \"select stage, peak_utilization, utilization, headroom, p95_latency_ms, "
+                             "queue_depth, queue_growth, top_failure_mode, is_constraint from marts.constraint_ledger "
+                             f"where day = DATE '{run_date}' and source = 'telemetry' order by stage_order\""},
     )]
 
 

@@ -68,6 +68,7 @@ def print_next_steps(config: Config, spec: DemoSpec, console: Console) -> None:
     console.print("Try:")
     console.print("  mlwatch sql \"select window_end, model_version, value, ci_low, ci_high, reference_value "
                   "from marts.performance where model_name = 'card_fraud' and metric = 'roc_auc' "
-                  "and window_days = 7 and model_version <> '__all__' order by window_end desc limit 20\"",
+                  "and window_days = 7 and segment = '__all__' and model_version <> '__all__' "
+                  "order by window_end desc limit 20\"",
                   highlight=False, soft_wrap=True)
     console.print("  mlwatch alerts", highlight=False)
