@@ -5,6 +5,7 @@ import pytest
 
 from mlwatch.config import load_config, parse_config
 from mlwatch.errors import ConfigError
+from tests.conftest import REPO
 
 
 def test_embedded_configuration_is_valid_and_complete(tmp_path, monkeypatch):
@@ -70,6 +71,9 @@ def test_invalid_configuration_names_key_value_and_expectation(text, expected):
     assert message.startswith("test.yml: invalid configuration")
     for fragment in expected:
         assert fragment in message
+    # Where to read every option: files a user of this repository has.
+    assert "README" in message and (REPO / "include/mlwatch/demo/mlwatch.yml").is_file()
+    assert "include/mlwatch/demo/mlwatch.yml" in message and "shared/" not in message
 
 
 def test_one_column_has_one_type_across_models():

@@ -347,5 +347,6 @@ def _describe(source: str, exc: ValidationError) -> str:
         value = error.get("input")
         shown = repr(value) if not isinstance(value, dict) else "{...}"
         lines.append(f"  {key}: {error['msg']} (got {shown})")
-    lines.append("Fix the keys above; ../shared/CONTRACT.md §2 and the README list every option.")
+    lines.append("Fix the keys above; every option is in the README's Configuration section and, annotated, "
+                 "in the demo's configuration (include/mlwatch/demo/mlwatch.yml, written by `mlwatch demo`).")
     return "\n".join(lines)
