@@ -2,6 +2,7 @@
 most degraded significant segment and listing the others it overlaps with."""
 
 import datetime as dt
+import subprocess
 
 import duckdb
 import pytest
@@ -62,6 +63,20 @@ def test_one_alert_per_version_names_the_worst_segment_and_lists_the_overlapping
     assert facts["Also below reference"].startswith("device_type=web roc_auc 0.7600 (7.3% worse")
     assert "over 6 segment tests" in facts["Significance"]
     assert "serving since 2026-03-15 (before it 1.0)" in facts["Version"]
+    # The command to look at the segment, as a shell passes it to `mlwatch sql`: its rows,
+    # every version's, to compare the release with the version before it.
+    query = subprocess.run(["bash", "-c", alert.evidence["command"].replace("mlwatch sql", "printf %s", 1)],
+                           capture_output=True, text=True, check=True).stdout
+    with duckdb.connect(str(warehouse.warehouse), read_only=True) as con:
+        assert con.execute(query).fetchall() == [(NIGHT, "1.0", 0.81, 0.79, 0.83, 0.82, 1000),
+                                                 (NIGHT, "2.0", 0.70, 0.66, 0.74, 0.82, 2000)]
+
+
+def test_commands_survive_the_shell_whatever_the_names():
+    query = "select 1 where 'x' = " + rules._text("O'Brien \"q\" $HOME `id` back\\slash")
+    passed = subprocess.run(["bash", "-c", rules._sql_command(query).replace("mlwatch sql", "printf %s", 1)],
+                            capture_output=True, text=True, check=True).stdout
+    assert passed == query
 
 
 def test_a_drop_the_multiple_testing_control_does_not_support_raises_nothing(warehouse):

@@ -52,7 +52,11 @@ ALERTS = {
         "card_fraud 1.5.0, country=BR: roc_auc 0.7228 is 9.4% worse than the segment's reference 0.7980",
         [["Model", "card_fraud"], ["Version", "1.5.0, serving since 2026-08-31 (before it 1.4.0)"],
          ["Segment", "country = BR"], ["Significance", "p = 3e-12 after Benjamini-Hochberg over 36 segment tests tonight"]],
-        playbook="review", version="1.5.0", segment="country"),
+        playbook="review", version="1.5.0", segment="country",
+        command="mlwatch sql \"select window_end, model_version, value, ci_low, ci_high, reference_value, n_labeled "
+                "from marts.performance where model_name = 'card_fraud' and segment = 'country' "
+                "and segment_value = 'BR' and metric = 'roc_auc' and window_days = 7 "
+                "order by window_end desc, model_version limit 28\""),
     "coverage_drop": alert(
         "coverage_drop", "card_fraud", "card_fraud: critical feature account_age_days covers 65.5% of predictions (SLO 98.0%)",
         [["Model", "card_fraud"], ["Feature", "account_age_days"], ["Why", "0.0% missing, 34.5% are the default -1.0"]],

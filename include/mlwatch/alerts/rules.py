@@ -56,6 +56,17 @@ def _pct(x: float) -> str:
     return f"{x:.1%}"
 
 
+def _text(value: str) -> str:
+    """A SQL string literal."""
+    return "'" + str(value).replace("'", "''") + "'"
+
+
+def _sql_command(query: str) -> str:
+    """The `mlwatch sql` command line for `query`, quoted for a POSIX shell, to paste as it is."""
+    quoted = "".join("\\" + c if c in '"$`\\' else c for c in query)
+    return f'mlwatch sql "{quoted}"'
+
+
 # ------------------------------------------------------------------ performance
 
 
@@ -231,6 +242,13 @@ def segment_performance_drop(con: duckdb.DuckDBPyConnection, config: Config, run
                                     *also],
                           "adjusted_p_value": q, "relative_degradation": round(degradation, 6),
                           "segments": [f"{o['segment']}={o['segment_value']}" for o, _, _ in breaches],
+                          # The playbook's first look: the segment's windows, per version, against its reference.
+                          "command": _sql_command(
+                              "select window_end, model_version, value, ci_low, ci_high, reference_value, n_labeled "
+                              f"from marts.performance where model_name = {_text(name)} "
+                              f"and segment = {_text(segment)} and segment_value = {_text(value)} "
+                              f"and metric = {_text(row['metric'])} and window_days = {model.alert_window_days} "
+                              "order by window_end desc, model_version limit 28"),
                           "previous_version": releases.get(version, (None, None))[1]},
             ))
     return found
@@ -279,8 +297,9 @@ def coverage_drop(con: duckdb.DuckDBPyConnection, config: Config, run_date: dt.d
                                                 f"predictions (SLO {_pct(target)})"),
                                     ("Why", ", ".join(c for c in causes if c))],
                           "feature": feature,
-                          "command": f"mlwatch sql \"select * from marts.feature_coverage where model_name = "
-                                     f"'{name}' and feature = '{feature}' order by day desc limit 14\""},
+                          "command": _sql_command(f"select * from marts.feature_coverage where model_name = "
+                                                  f"{_text(name)} and feature = {_text(feature)} "
+                                                  "order by day desc limit 14")},
             ))
     return found
 
@@ -347,9 +366,10 @@ def time_to_decision_breach(con: duckdb.DuckDBPyConnection, config: Config, run_
         run_date=run_date, since=since, metric="time_to_decision_p95_s",
         value=max(h[0]["actual"] for _, h in breaching), reference_value=breaching[0][1][0]["target"],
         evidence={"facts": facts, "models": names, "constraint": constraint[0] if constraint else None,
-                  "command": f"mlwatch sql \"select stage, peak_utilization, utilization, headroom, p95_latency_ms, "
-                             "queue_depth, queue_growth, top_failure_mode, is_constraint from marts.constraint_ledger "
-                             f"where day = DATE '{run_date}' and source = 'telemetry' order by stage_order\""},
+                  "command": _sql_command(
+                      "select stage, peak_utilization, utilization, headroom, p95_latency_ms, queue_depth, "
+                      "queue_growth, top_failure_mode, is_constraint from marts.constraint_ledger "
+                      f"where day = DATE '{run_date}' and source = 'telemetry' order by stage_order")},
     )]
 
 
@@ -365,6 +385,8 @@ def data_loss(con: duckdb.DuckDBPyConnection, config: Config, run_date: dt.date)
                            "WHERE model_name = ? AND day = ? AND n_quarantined > 0 ORDER BY feed", [name, run_date])
         facts = [("Model", name), ("How bad", f"{share:.2%} of input rows quarantined (SLO {target:.2%})")]
         facts += [(f["feed"], f"{f['n_quarantined']:,} of {f['n_rows']:,} rows: {f['reasons']}") for f in feeds]
+        # The command reads the feed that lost the most rows: what was wrong with them.
+        worst = max(feeds, key=lambda f: f["n_quarantined"])["feed"] if feeds else "predictions"
         found.append(Candidate(
             kind="data_loss", model_name=name, dedupe_key=f"data_loss|{name}",
             severity="critical" if share >= 10 * target else "warning",
@@ -372,8 +394,9 @@ def data_loss(con: duckdb.DuckDBPyConnection, config: Config, run_date: dt.date)
             run_date=run_date, since=_streak_start(history, lambda r: r["met"] is False, key="day"),
             metric="data_loss", value=share, reference_value=target,
             evidence={"facts": facts, "feeds": {f["feed"]: f["n_quarantined"] for f in feeds},
-                      "command": f"mlwatch sql \"select rules, reasons, record from quarantine.predictions "
-                                 f"where model_name = '{name}' and _partition_date = DATE '{run_date}'\""},
+                      "command": _sql_command(f"select rules, reasons, record from quarantine.{worst} "
+                                              f"where model_name = {_text(name)} "
+                                              f"and _partition_date = DATE '{run_date}'")},
         ))
     return found
 
