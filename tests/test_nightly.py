@@ -122,3 +122,27 @@ def test_backfill_equals_nightly_runs_day_by_day(demo_landing, tmp_path):
     b = {k: v for k, v in fingerprint(one_pass.warehouse).items() if k not in decisions}
     assert a == b
     assert a["marts.performance"][0] > 1000 and a["raw.predictions"][0] > 50_000
+
+
+def test_progress_says_what_each_phase_is_doing_and_a_backfill_names_only_the_notable_partitions(tmp_path):
+    config = toy_config(tmp_path)
+    for offset in range(12):
+        write_toy_day(config.landing, START + dt.timedelta(days=offset))
+    (config.landing / "predictions" / "dt=2026-03-05" / "extra.csv").write_text(
+        "prediction_id,model_name,model_version,event_at,predicted_at,score\n"
+        "bad-1,toy,1.0,2026-03-05 10:00:00,2026-03-05 10:00:01,7\n")
+    said: list[str] = []
+    nightly.backfill(config, START, START + dt.timedelta(days=11), progress=said.append)
+    predictions = [line for line in said if line.startswith("ingest predictions")]
+    assert predictions[0] == "ingest predictions: reading 12 partition(s)"
+    assert predictions[1].startswith("ingest predictions: checking ") and "rows against the contract" in predictions[1]
+    # Of the partitions, only the one that quarantined a row; then the feed's total.
+    assert [line for line in predictions if "dt=" in line] == \
+        ["ingest predictions dt=2026-03-05: 400 accepted, 1 quarantined"]
+    assert predictions[-1].endswith(" rows accepted, 1 quarantined over 12 partition(s)")
+    assert any(line.startswith("drift toy: ") and "window end(s)" in line for line in said)
+
+    said.clear()
+    write_toy_day(config.landing, START + dt.timedelta(days=12))
+    nightly.run_night(config, START + dt.timedelta(days=12), progress=said.append)
+    assert "ingest predictions dt=2026-03-13: 400 accepted, 0 quarantined" in said    # a night names its partition

@@ -112,33 +112,45 @@ def partitions_to_load(con: duckdb.DuckDBPyConnection, config: Config, feed: str
 def ingest(con: duckdb.DuckDBPyConnection, config: Config, run_date: dt.date, *,
            reread_from: dt.date | None = None, feeds: tuple[str, ...] = FEED_NAMES,
            progress: Callable[[PartitionResult], None] | None = None,
+           announce: Callable[[str], None] | None = None,
            validator: validation.ContractValidator | None = None) -> list[PartitionResult]:
     """Load the partitions of each feed that this run reads.
 
     All of a feed's partitions are read first, then validated against the contract
     together (Great Expectations has a large cost per run, not per row: one run per batch
     of rows instead of one per partition), then each partition is replaced in its own
-    transaction.
+    transaction. `progress` hears of each partition once it is replaced; `announce`, of
+    each feed's phases as they begin (a backfill's feed takes minutes before its first
+    partition is done).
     """
     definitions = ensure_tables(con, config)
     validator = validator or validation.ContractValidator(config)
+    say = announce or (lambda text: None)
     results = []
     for name in feeds:
         parts = partitions_to_load(con, config, name, run_date, reread_from)
         if parts:
-            for result in _load_feed(con, definitions[name], parts, validator):
-                results.append(result)
+            say(f"{name}: reading {len(parts)} partition(s)")
+            loaded = _load_feed(con, definitions[name], parts, validator, say)
+            for result in loaded:
                 if progress:
                     progress(result)
+            failed = sum(r.status == "failed" for r in loaded)
+            say(f"{name}: {sum(r.rows_accepted for r in loaded):,} rows accepted, "
+                f"{sum(r.rows_quarantined for r in loaded):,} quarantined over {len(loaded)} partition(s)"
+                + (f"; {failed} partition(s) FAILED" if failed else ""))
+            results += loaded
     return results
 
 
 def _load_feed(con: duckdb.DuckDBPyConnection, feed: Feed, parts: list[Partition],
-               validator: validation.ContractValidator) -> list[PartitionResult]:
+               validator: validation.ContractValidator, say: Callable[[str], None]) -> list[PartitionResult]:
     _create_staged_rows(con, feed)
     try:
         results = [_stage_partition(con, feed, part) for part in parts]
         staged = [r.day for r in results if r.status != "failed"]
+        rows = con.execute("SELECT count(*) FROM staged_rows").fetchone()[0]
+        say(f"{feed.name}: checking {rows:,} rows against the contract")
         validation.apply_contract(con, validator, feed)
         contracts.mark_duplicates(con, feed, staged)
         for part, result in zip(parts, results):

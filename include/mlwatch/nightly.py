@@ -60,9 +60,13 @@ def step_ingest(config: Config, run_date: dt.date, *, reread_from: dt.date | Non
     def report(result: ingest.PartitionResult) -> None:
         if result.status == "failed":
             _say(progress, f"ingest {result.feed} dt={result.day}: FAILED: {result.error}")
-        else:
+        elif result.rows_quarantined or not backfilling:
             _say(progress, f"ingest {result.feed} dt={result.day}: {result.rows_accepted:,} accepted, "
                            f"{result.rows_quarantined:,} quarantined")
+
+    # A backfill loads every day of every feed: the clean partitions go unsaid, so that
+    # the failed and the quarantining ones stand out (ops.ingest_partitions has them all).
+    backfilling = reread_from is not None and reread_from < run_date
 
     validator = validation.ContractValidator(config)
     part = feeds[0] if len(feeds) == 1 else ""
@@ -71,7 +75,8 @@ def step_ingest(config: Config, run_date: dt.date, *, reread_from: dt.date | Non
         try:
             with self_measure.measuring() as loading:
                 results = ingest.ingest(con, config, run_date, reread_from=reread_from, feeds=feeds,
-                                        progress=report, validator=validator)
+                                        progress=report, announce=lambda text: _say(progress, f"ingest {text}"),
+                                        validator=validator)
         finally:
             loading.rows = sum(r.rows_read for r in results)
             loading.seconds -= validator.seconds
@@ -88,7 +93,8 @@ def step_drift(config: Config, run_date: dt.date, first_window_end: dt.date | No
     with connect_writer(config.warehouse) as con:
         ingest.ensure_tables(con, config)
         with self_measure.recorded(con, run_date, "statistics") as measured:
-            rows = measured.rows = compute.run(con, config, run_date, first_window_end or run_date)
+            rows = measured.rows = compute.run(con, config, run_date, first_window_end or run_date,
+                                               progress=lambda text: _say(progress, f"drift {text}"))
             measured.rows += feature_value.run(con, config, run_date, first_window_end or run_date)
     _say(progress, f"drift {run_date}: {rows:,} statistics")
     return rows

@@ -24,6 +24,7 @@ from __future__ import annotations
 import datetime as dt
 import logging
 from dataclasses import dataclass
+from typing import Callable
 
 import duckdb
 import numpy as np
@@ -71,12 +72,14 @@ def ensure_tables(con: duckdb.DuckDBPyConnection) -> None:
     con.execute(daily.DDL)
 
 
-def run(con: duckdb.DuckDBPyConnection, config: Config, run_date: dt.date, first_window_end: dt.date) -> int:
+def run(con: duckdb.DuckDBPyConnection, config: Config, run_date: dt.date, first_window_end: dt.date,
+        progress: Callable[[str], None] | None = None) -> int:
     """Drift of the night's window ends, and of every window a newly counted day falls in.
 
     Statistics depend on predictions only, so a window's rows change only when one of
     its days is counted again (a late or changed partition); those windows, and the
-    night's own, are computed. Returns the number of rows written.
+    night's own, are computed. Returns the number of rows written; `progress` hears of
+    each model as it is done.
     """
     ensure_tables(con)
     first = first_window_end - dt.timedelta(days=config.max_label_delay_days)
@@ -102,6 +105,8 @@ def run(con: duckdb.DuckDBPyConnection, config: Config, run_date: dt.date, first
         if rows:
             con.executemany(f"INSERT INTO ops.drift_statistics VALUES ({', '.join('?' * 17)})", rows)
         written += len(rows)
+        if progress:
+            progress(f"{name}: {len(counted)} day(s) counted, {len(ends)} window end(s), {len(rows):,} statistics")
     return written
 
 
