@@ -82,3 +82,14 @@ def test_a_rerun_of_the_night_changes_nothing(tmp_path):
         again = lifecycle.apply(con, config, day(3), [])
     assert alerts(config) == before
     assert (again.opened, again.resolved) == ([], [])
+
+
+def test_digest_items_are_counted_apart_from_on_call_alerts(tmp_path):
+    drift = Candidate(kind="drift", model_name="toy", dedupe_key="drift|toy|amount", severity="info",
+                      title="toy: amount drifted, no measured effect", run_date=FIRST)
+    def drift_to_digest(data):
+        data["models"]["toy"]["playbooks"]["drift"] = "digest"
+    config = toy_config(tmp_path, edit=drift_to_digest)
+    first, second = replay(config, {0: [DROP, drift], 1: [DROP, drift]}, last=1)
+    assert (len(first.opened), len(first.digest)) == (1, 1)
+    assert (first.updated, len(second.updated), len(second.digest)) == ([], 1, 1)

@@ -104,4 +104,5 @@ def test_alerts_command_lists_the_alert_table(built):
     folder = built.source.rsplit("/", 1)[0]
     result = mlwatch("alerts", "--status", "open", cwd=folder)
     assert result.returncode == 0 and "alert_id" in result.stdout
+    assert "since" in result.stdout      # when the condition began, as the Slack message says
     assert mlwatch("alerts", "--status", "bogus", cwd=folder).returncode == 2

@@ -91,7 +91,8 @@ def _summary(report: nightly.RunReport) -> None:
         out.print(f"dbt: {len(report.model_seconds)} models built in {sum(report.model_seconds.values()):.1f}s")
     if report.alerts:
         a = report.alerts
-        out.print(f"alerts: {len(a.opened)} opened, {len(a.updated)} still open, {len(a.resolved)} resolved")
+        out.print(f"alerts: {len(a.opened)} opened, {len(a.updated)} still open, {len(a.resolved)} resolved"
+                  + (f"; {len(a.digest)} item(s) for the digest, not for on-call" if a.digest else ""))
     if report.delivery and report.delivery.queued:
         d = report.delivery
         where = f"{len(d.sent)} sent to {d.target}" if d.sent else ""
@@ -166,7 +167,7 @@ def alerts(status: Optional[str] = typer.Option(None, "--status", help="open, re
         raise UsageError(f"--status must be open, resolved or digest, got {status!r}")
     cfg = _config(config)
     where = f"WHERE status = '{status}'" if status else ""
-    query = ("SELECT alert_id, status, severity, kind, model_name, first_seen, last_seen, playbook, title "
+    query = ("SELECT alert_id, status, severity, kind, model_name, since, first_seen, last_seen, playbook, title "
              f"FROM marts.alerts {where} ORDER BY last_seen DESC, severity DESC, alert_id")
     try:
         [result] = adhoc.run_query(cfg.warehouse, query)

@@ -53,7 +53,7 @@ def build(day: dt.date, first_window_end: dt.date | None = None) -> dict:
 
 def evaluate_alerts(day: dt.date) -> dict:
     result = nightly.step_alerts(load_config(), day)
-    return {"opened": result.opened, "updated": result.updated, "resolved": result.resolved}
+    return {"opened": result.opened, "updated": result.updated, "resolved": result.resolved, "digest": result.digest}
 
 
 def notify(day: dt.date) -> dict:

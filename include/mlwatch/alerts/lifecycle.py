@@ -62,6 +62,7 @@ class LifecycleResult:
     run_date: dt.date
     opened: list[str] = field(default_factory=list)
     updated: list[str] = field(default_factory=list)
+    digest: list[str] = field(default_factory=list)     # items for the digest, new or still there: not on-call's
     resolved: list[str] = field(default_factory=list)
     suppressed: list[str] = field(default_factory=list)
     skipped: bool = False
@@ -157,7 +158,7 @@ def _upsert(con: duckdb.DuckDBPyConnection, config: Config, c: Candidate, result
             "since = ?, evidence = ?, last_seen = greatest(last_seen, ?) WHERE alert_id = ?",
             [*values, c.run_date, existing[0]],
         )
-        result.updated.append(existing[0])
+        (result.digest if status == "digest" else result.updated).append(existing[0])
         return
     new_id = alert_id(c.dedupe_key, c.run_date)
     con.execute(
@@ -166,4 +167,4 @@ def _upsert(con: duckdb.DuckDBPyConnection, config: Config, c: Candidate, result
         "ci_low, ci_high, since, evidence) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
         [new_id, c.dedupe_key, c.model_name, c.kind, playbook, status, c.run_date, c.run_date, *values],
     )
-    result.opened.append(new_id)
+    (result.digest if status == "digest" else result.opened).append(new_id)
