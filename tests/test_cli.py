@@ -49,6 +49,13 @@ def test_sql_tables_show_doubles_readably_and_csv_keeps_every_digit(built):
     assert csv.splitlines()[1] == "0.8030280449930226,2206377.3099999996,1.0058099305555557,3"
 
 
+def test_sql_says_to_quote_a_column_named_like_a_keyword(built):
+    folder = built.source.rsplit("/", 1)[0]
+    result = mlwatch("sql", "select action_id, at from governance.actions", cwd=folder)
+    assert result.returncode == 2 and 'must be quoted: "at"' in result.stderr
+    assert mlwatch("sql", 'select action_id, "at" from governance.actions', cwd=folder).returncode == 0
+
+
 @pytest.mark.parametrize("statement", [
     "insert into raw.costs (model_name, component, cost_usd) values ('toy', 'x', 1)",
     "delete from marts.performance",

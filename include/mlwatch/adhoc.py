@@ -12,6 +12,7 @@ import datetime as dt
 import decimal
 import io
 import json
+import re
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -47,7 +48,12 @@ def check_read_only(sql: str) -> list[str]:
 
 
 def run_query(warehouse: Path, sql: str) -> list[QueryResult]:
-    statements = check_read_only(sql)
+    try:
+        statements = check_read_only(sql)
+    except UsageError as exc:
+        if str(exc).startswith("cannot parse"):
+            raise UsageError(str(exc) + _keyword_columns_hint(warehouse, sql)) from None
+        raise
     results = []
     with connect_reader(warehouse) as con:
         for statement in statements:
@@ -58,6 +64,21 @@ def run_query(warehouse: Path, sql: str) -> list[QueryResult]:
             columns = [d[0] for d in cursor.description] if cursor.description else []
             results.append(QueryResult(columns=columns, rows=cursor.fetchall() if columns else []))
     return results
+
+
+def _keyword_columns_hint(warehouse: Path, sql: str) -> str:
+    """Warehouse columns named like an SQL keyword that the query uses unquoted (such as
+    governance.actions' `at`): DuckDB's parser error names the token after them."""
+    with connect_reader(warehouse) as con:
+        names = [name for (name,) in con.execute(
+            "SELECT DISTINCT c.column_name FROM information_schema.columns AS c "
+            "JOIN duckdb_keywords() AS k ON lower(c.column_name) = k.keyword_name "
+            "WHERE k.keyword_category <> 'unreserved' ORDER BY 1").fetchall()]
+    used = [name for name in names if re.search(rf'(?<![\w"]){re.escape(name)}(?![\w"])', sql, re.IGNORECASE)]
+    if not used:
+        return ""
+    quoted = ", ".join(f'"{name}"' for name in used)
+    return f". Columns named like SQL keywords must be quoted: {quoted}"
 
 
 def _plain(value):
