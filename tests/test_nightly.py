@@ -124,7 +124,11 @@ def test_backfill_equals_nightly_runs_day_by_day(demo_landing, tmp_path):
     assert a["marts.performance"][0] > 1000 and a["raw.predictions"][0] > 50_000
 
 
-def test_progress_says_what_each_phase_is_doing_and_a_backfill_names_only_the_notable_partitions(tmp_path):
+def test_progress_says_what_each_phase_is_doing_and_a_backfill_names_only_the_notable_partitions(tmp_path,
+                                                                                               monkeypatch):
+    from mlwatch import transform
+
+    monkeypatch.setattr(transform, "HEARTBEAT_SECONDS", 0.05)   # every dbt node is "slow"
     config = toy_config(tmp_path)
     for offset in range(12):
         write_toy_day(config.landing, START + dt.timedelta(days=offset))
@@ -141,6 +145,8 @@ def test_progress_says_what_each_phase_is_doing_and_a_backfill_names_only_the_no
         ["ingest predictions dt=2026-03-05: 400 accepted, 1 quarantined"]
     assert predictions[-1].endswith(" rows accepted, 1 quarantined over 12 partition(s)")
     assert any(line.startswith("drift toy: ") and "window end(s)" in line for line in said)
+    # dbt reports a model when it ends: while one runs, progress names it.
+    assert any(line.startswith("dbt still running ") and "performance (" in line for line in said)
 
     said.clear()
     write_toy_day(config.landing, START + dt.timedelta(days=12))

@@ -30,6 +30,46 @@ class TransformError(MlwatchError):
     exit_code = 1
 
 
+class _Heartbeat:
+    """Names the nodes still running whenever dbt has run one for `every` seconds without
+    a word: dbt reports a model when it ends, and at scale the slowest takes minutes."""
+
+    def __init__(self, progress: Callable[[str], None], every: float) -> None:
+        self.progress, self.every = progress, every
+        self.running: dict[str, float] = {}
+        self.lock = threading.Lock()
+        self.done = threading.Event()
+        self.thread = threading.Thread(target=self._beat, name="dbt-heartbeat", daemon=True)
+
+    def started(self, node: str) -> None:
+        with self.lock:
+            self.running[node] = time.monotonic()
+
+    def finished(self, node: str) -> None:
+        with self.lock:
+            self.running.pop(node, None)
+
+    def _beat(self) -> None:
+        while not self.done.wait(self.every):
+            now = time.monotonic()
+            with self.lock:
+                slow = sorted((node, now - since) for node, since in self.running.items() if now - since >= self.every)
+            if slow:
+                self.progress("still running " + ", ".join(f"{node} ({seconds:.0f}s)" for node, seconds in slow))
+
+    def __enter__(self) -> "_Heartbeat":
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.done.set()
+        self.thread.join()
+
+
+# How long a dbt node runs before progress names it as still running, and how often after.
+HEARTBEAT_SECONDS = 20.0
+
+
 def project_dir() -> Path:
     explicit = os.environ.get("MLWATCH_DBT_PROJECT")
     if explicit:
@@ -170,9 +210,13 @@ def invoke(args: list[str], config: Config, run_date: dt.date, first_window_end:
 
     timings: dict[str, float] = {}
     failures: list[str] = []
+    heartbeat = _Heartbeat(progress, HEARTBEAT_SECONDS) if progress else None
 
     def on_event(event) -> None:
         name = event.info.name
+        if heartbeat and name in ("NodeStart", "NodeFinished"):
+            node = getattr(getattr(event.data, "node_info", None), "node_name", "") or ""
+            (heartbeat.started if name == "NodeStart" else heartbeat.finished)(node)
         if name in ("LogModelResult", "LogTestResult", "LogHookEndLine"):
             data = event.data
             node = getattr(getattr(data, "node_info", None), "node_name", "") or ""
@@ -187,7 +231,7 @@ def invoke(args: list[str], config: Config, run_date: dt.date, first_window_end:
         elif event.info.level == "error":
             failures.append(event.info.msg)
 
-    with _DBT_LOCK, _environment(config, run_date, first_window_end):
+    with _DBT_LOCK, _environment(config, run_date, first_window_end), heartbeat or contextlib.nullcontext():
         try:
             result = dbtRunner(callbacks=[on_event]).invoke(args)
         finally:
