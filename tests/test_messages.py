@@ -120,6 +120,8 @@ def test_pipeline_alerts_go_to_the_default_channel_and_models_to_theirs(config):
     assert messages.alert_opened(ALERTS["time_to_decision_breach"], config).channel == "#ml-alerts"
     assert messages.alert_opened(ALERTS["cost_over_budget"], config).channel == "#logistics-ml-alerts"
     assert messages.alert_opened(ALERTS["coverage_drop"], config).owner == "@payments-ml-oncall"
+    # A pipeline alert names the owners of the models it affects.
+    assert messages.alert_opened(ALERTS["time_to_decision_breach"], config).owner == "@payments-ml-oncall @logistics-ml"
 
 
 def test_update_resolved_and_digest_render_as_pinned(config):

@@ -69,7 +69,12 @@ def _date(value: Any) -> str:
 
 def _owner(config: Config, alert: dict[str, Any]) -> str | None:
     model = config.models.get(alert["model_name"])
-    return model.owner if model else None
+    if model:
+        return model.owner
+    # A pipeline alert (several models at once) belongs to every affected model's owner.
+    affected = json.loads(alert.get("evidence") or "{}").get("models") or []
+    owners = [config.models[name].owner for name in affected if name in config.models and config.models[name].owner]
+    return " ".join(dict.fromkeys(owners)) or None
 
 
 def _channel(config: Config, alert: dict[str, Any]) -> str:
