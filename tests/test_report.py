@@ -169,3 +169,93 @@ def test_the_daily_report_renders_in_headless_chromium(demo_warehouse):
     assert written.summary["constraint"] == "feature_tier2"
     index = (demo_warehouse.reports / "index.html").read_text()
     assert f'href="daily/{day}.html"' in index
+
+
+# --- The page itself, rendered from small hand-made marts (no warehouse, no browser) ---
+
+REPORT_DAY = dt.date(2026, 9, 29)
+
+
+def sample_data(day=REPORT_DAY, **changes):
+    """A ReportData shaped like the marts' answers for two models and the pipeline."""
+    import pandas as pd
+
+    from mlwatch.report.data import ModelSection, ReportData
+
+    days = [day - dt.timedelta(days=i) for i in range(6, -1, -1)]
+
+    def model(name, flat_coverage):
+        return ModelSection(
+            name=name, task="binary_classification", owner="@owner", metric="roc_auc", window_days=7,
+            slos=pd.DataFrame({"slo": ["max_data_loss", "time_to_decision_p95_s"],
+                               "detail": ["share of input rows quarantined", "seconds"],
+                               "target": [0.001, 300.0], "actual": [0.0, 2314.57], "met": [True, False]}),
+            performance=pd.DataFrame({"window_end": days, "model_version": "__all__", "value": 0.8,
+                                      "ci_low": 0.78, "ci_high": 0.82, "reference_value": 0.81, "n_labeled": 900}),
+            segments=pd.DataFrame({"model_version": "__all__", "segment": "country", "segment_value": ["BR", "US"],
+                                   "value": [0.72, 0.81], "ci_low": [0.70, 0.79], "ci_high": [0.75, 0.83],
+                                   "reference_value": [0.80, 0.81], "n_labeled": [500, 900]}),
+            drift=pd.DataFrame({"feature": "amount_usd", "window_end": days, "strength": 0.4, "drifted": False,
+                                "with_impact": False}),
+            coverage=pd.DataFrame({"day": days, "feature": "amount_usd", "is_critical": True,
+                                   "coverage": 1.0 if flat_coverage else [1, 1, 0.65, 0.66, 1, 1, 1]}),
+            cost=pd.DataFrame({"day": days, "cost_per_prediction_usd": 0.0012, "cost_usd": 36.0,
+                               "n_predictions": 30000}),
+            time_to_decision=pd.DataFrame({"day": days, "p50_s": 40.0, "p95_s": 90.0, "p99_s": 120.0}),
+            feature_value=pd.DataFrame(), budget_usd=0.002, ttd_slo_s=300.0)
+
+    stages = ["ingest", "feature_tier2"]
+    data = ReportData(
+        day=day, since=days[0], models=[model("card_fraud", False), model("delivery_eta", True)],
+        ledger=pd.DataFrame({
+            "stage": stages, "stage_order": [1, 2], "capacity_rps": [40.09, 0.9251],
+            "throughput_rps": [0.5222, 0.5198], "utilization": [0.013, 0.562], "peak_utilization": [0.029, 1.006],
+            "headroom": [35.16, 0.8113], "p95_latency_ms": [83.6, 2206377.31], "queue_depth": [0.0, 2180.0],
+            "queue_growth": [0.0, 2180.0], "top_failure_mode": ["schema_mismatch", "lookup_timeout"],
+            "is_constraint": [False, True], "constraint_rule": [None, "saturated"],
+            "system_capacity_rps": 0.9251, "what_if_factor": 2.0, "what_if_system_capacity_rps": 1.8502,
+            "next_constraint": "feature_tier1", "relief_factor": 2.1599}),
+        ledger_history=pd.DataFrame({"day": days * 2, "stage": ["ingest"] * 7 + ["feature_tier2"] * 7,
+                                     "stage_order": [1] * 7 + [2] * 7, "peak_utilization": 0.5,
+                                     "is_constraint": [False] * 7 + [True] * 7}),
+        self_ledger=pd.DataFrame({
+            "stage": ["ingest", "dbt_build", "alerting", "notify", "reporting"], "stage_order": [1, 2, 3, 4, 5],
+            "records_in": [89639.0, 2699998.0, 3.0, 0.0, 15.0], "seconds": [1.71, 2206.4, 0.15, 0.0126, 1.2],
+            "capacity_rps": [52352.04, 1223.7, 19.73, 0.0, 12.5], "utilization": [0.001, 0.99, 0.0, 0.0, 0.001],
+            "top_failure_mode": None, "is_constraint": [False, True, False, False, False]}))
+    for name, value in changes.items():
+        setattr(data, name, value)
+    return data
+
+
+def page_of(data) -> str:
+    html, _ = report.render(data)
+    return html
+
+
+def test_every_chart_fits_its_grid_cell_at_any_width():
+    data = sample_data()
+    html = page_of(data)
+    # Columns keep their width as charts are added (auto-fill), may shrink below 560px on a narrow
+    # screen, and a drawn chart cannot widen its column (a grid item's min-width: auto would let it).
+    assert "grid-template-columns: repeat(auto-fill, minmax(min(560px, 100%), 1fr))" in html
+    assert re.search(r"\.chart\s*\{[^}]*min-width:\s*0", html)
+    # No figure asks for a width of its own: each takes its cell's, and follows it when the cell changes.
+    figures = [f for m in data.models for _, f in report.charts.model_charts(m)] + [
+        f for _, f in report.charts.pipeline_charts(data)]
+    assert len(figures) == 15
+    assert all(f.layout.width is None and f.layout.autosize is not False for f in figures)
+    assert not re.search(r'class="plotly-graph-div" style="[^"]*width:\s*\d+px', html)
+    assert len(re.findall(r'class="plotly-graph-div" style="height:100%; width:100%;"', html)) == 15
+    assert '"responsive": true' in html and "new ResizeObserver" in html and "Plotly.Plots.resize" in html
+
+
+def test_chart_titles_sit_above_the_chart_where_the_toolbar_cannot_cover_them():
+    data = sample_data()
+    html = page_of(data)
+    titles = re.findall(r'<div class="chart" data-chart="[^"]+"><h4 class="chart-title">([^<]+)</h4>', html)
+    assert len(titles) == 15
+    assert "roc_auc over 7-day windows, with 95% intervals" in titles
+    assert "Drift: strongest effect size / threshold, 7-day windows (○ drifted, ● drifted with impact)" in titles
+    # Inside the figures, no title is left for Plotly's toolbar to overlap.
+    assert not re.findall(r'"title":\{"text":"(?:roc_auc over|Drift:|Pipeline stages|Feature coverage \()', html)

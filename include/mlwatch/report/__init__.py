@@ -16,6 +16,7 @@ from pathlib import Path
 
 import duckdb
 import jinja2
+import plotly.graph_objects as go
 
 from mlwatch.config import Config
 from mlwatch.report import charts
@@ -83,9 +84,22 @@ def summary_line(s: dict) -> str:
     return " · ".join(parts)
 
 
+CHART_OPTIONS = dict(full_html=False, include_plotlyjs=False, config={"displaylogo": False, "responsive": True})
+
+
+def embed(key: str, figure, div_id: str) -> dict:
+    """A chart as the page shows it: its title in the page, the figure filling its cell.
+
+    Inside the figure, a long title runs under Plotly's toolbar and is cut at the
+    figure's edge; above it, in the page, it wraps.
+    """
+    title = figure.layout.title.text or ""
+    untitled = go.Figure(figure).update_layout(title_text=None)
+    return {"key": key, "title": title, "html": untitled.to_html(div_id=div_id, **CHART_OPTIONS)}
+
+
 def render(data: ReportData, previous: str | None = None) -> tuple[str, int]:
     """The page's HTML and the number of charts on it."""
-    chart_options = dict(full_html=False, include_plotlyjs=False, config={"displaylogo": False, "responsive": True})
     models, drawn = [], 0
     for model in data.models:
         figures = charts.model_charts(model)
@@ -98,8 +112,7 @@ def render(data: ReportData, previous: str | None = None) -> tuple[str, int]:
             rows.append({**row, "status": status})
         models.append({"name": model.name, "task": model.task, "owner": model.owner, "slo_rows": rows,
                        "window_days": model.window_days, "feature_value": _records(model.feature_value),
-                       "charts": [(key, fig.to_html(div_id=f"{model.name}-{key}", **chart_options))
-                                  for key, fig in figures]})
+                       "charts": [embed(key, fig, f"{model.name}-{key}") for key, fig in figures]})
     pipeline = charts.pipeline_charts(data)
     drawn += len(pipeline)
     s = summary(data)
@@ -107,7 +120,7 @@ def render(data: ReportData, previous: str | None = None) -> tuple[str, int]:
         day=data.day.isoformat(), previous=previous, models=models, alerts=data.alerts, digest=data.digest,
         judged=s["slos_judged"], missed=s["slos_missed"], constraint=data.constraint,
         ledger=_records(data.ledger), self_ledger=_records(data.self_ledger),
-        pipeline_charts=[(key, fig.to_html(div_id=f"pipeline-{key}", **chart_options)) for key, fig in pipeline],
+        pipeline_charts=[embed(key, fig, f"pipeline-{key}") for key, fig in pipeline],
     )
     return html, drawn
 

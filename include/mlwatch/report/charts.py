@@ -1,7 +1,8 @@
 """The report's charts, drawn with Plotly from the aggregates in report.data.
 
-Each function returns a figure or None when there is nothing to draw; page.py embeds
-them as <div>s that share one copy of plotly.js next to the page.
+Each function returns a figure or None when there is nothing to draw; report.render embeds
+them as <div>s that share one copy of plotly.js next to the page, with their titles
+moved out of the figure into the page.
 """
 
 from __future__ import annotations
@@ -12,8 +13,10 @@ from mlwatch.report.data import ModelSection, ReportData
 
 COLORS = ["#1f77b4", "#ff7f0e", "#2ca02c", "#9467bd", "#8c564b", "#e377c2", "#7f7f7f", "#bcbd22", "#17becf"]
 CONSTRAINT = "#d62728"
-LAYOUT = dict(template="plotly_white", height=320, margin=dict(l=60, r=20, t=40, b=40),
-              legend=dict(orientation="h", y=-0.2), font=dict(size=12))
+# No width: a chart takes its grid cell's width, whatever the screen (autosize). The top margin
+# is the toolbar's: the page prints the title above the chart, where the toolbar cannot cover it.
+LAYOUT = dict(template="plotly_white", height=320, autosize=True, margin=dict(l=60, r=20, t=40, b=40),
+              legend=dict(orientation="h", yref="container", y=0, yanchor="bottom"), font=dict(size=12))
 
 
 def _figure(title: str, **layout) -> go.Figure:
