@@ -113,3 +113,29 @@ def test_alerts_command_lists_the_alert_table(built):
     assert result.returncode == 0 and "alert_id" in result.stdout
     assert "since" in result.stdout      # when the condition began, as the Slack message says
     assert mlwatch("alerts", "--status", "bogus", cwd=folder).returncode == 2
+
+
+def _files(folder):
+    return {p.relative_to(folder): p.read_bytes() for p in sorted(folder.rglob("*")) if p.is_file()}
+
+
+@pytest.mark.parametrize("day", ["2027-01-01", "2025-01-01"])
+def test_report_for_a_day_without_data_is_refused_and_writes_nothing(built, day):
+    folder = built.source.rsplit("/", 1)[0]
+    before = _files(built.reports)
+    assert (built.reports / "index.html").exists()
+    result = mlwatch("report", "--date", day, cwd=folder)
+    assert result.returncode == 2
+    assert f"no data for {day}" in result.stderr
+    assert "it has data for 2026-03-01 .. 2026-03-05" in result.stderr
+    assert "mlwatch report --date 2026-03-05" in result.stderr and f"mlwatch run --date {day}" in result.stderr
+    assert result.stdout == ""
+    assert _files(built.reports) == before           # no page, no summary, the index untouched
+
+
+def test_report_for_a_day_with_data_writes_the_page(built):
+    folder = built.source.rsplit("/", 1)[0]
+    result = mlwatch("report", "--date", "2026-03-03", cwd=folder)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == str(built.reports / "daily" / "2026-03-03.html")
+    assert 'href="daily/2026-03-03.html"' in (built.reports / "index.html").read_text()

@@ -194,6 +194,9 @@ def report(date: str = typer.Option(..., "--date", "-d", help="The day to report
     if not Path(cfg.warehouse).exists():
         raise UsageError(f"no warehouse at {cfg.warehouse}: run `mlwatch run --date {day}` (or `mlwatch demo`) first")
     with connect_reader(cfg.warehouse) as con:
+        # The nightly job reports on its night whatever landed; asked for any day, refuse one
+        # without data rather than write an empty page that reads as a calm night.
+        daily_report.require_data(con, cfg, day)
         written = daily_report.write(con, cfg, day)
     err.print(f"{written.charts} charts; index at {Path(cfg.reports) / 'index.html'}", highlight=False)
     out.print(str(written.path), highlight=False)

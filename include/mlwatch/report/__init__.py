@@ -20,7 +20,8 @@ import plotly.graph_objects as go
 
 from mlwatch.config import Config
 from mlwatch.report import charts
-from mlwatch.report.data import ReportData, load
+from mlwatch.errors import UsageError
+from mlwatch.report.data import ReportData, days_with_data, load
 
 TEMPLATES = Path(__file__).parent / "templates"
 PLOTLY_JS = "plotly.min.js"
@@ -135,6 +136,22 @@ def _ensure_plotly_js(folder: Path) -> None:
         return
     target.write_text(get_plotlyjs(), encoding="utf-8")
     stamp.write_text(plotly.__version__)
+
+
+def require_data(con: duckdb.DuckDBPyConnection, config: Config, day: dt.date) -> None:
+    """Refuse a day the warehouse has no figures for, saying which days it has and what to run."""
+    days = days_with_data(con)
+    if day in days:
+        return
+    if not days:
+        raise UsageError(f"no data for {day}: the warehouse {config.warehouse} has no day with data yet. "
+                         f"Run `mlwatch run --date {day}` once that day's data has landed (or `mlwatch demo`).")
+    span = f"{days[0]} .. {days[-1]}"
+    if len(days) < (days[-1] - days[0]).days + 1:
+        span += f" ({len(days)} days of them)"
+    raise UsageError(f"no data for {day} in the warehouse {config.warehouse}: it has data for {span}. "
+                     f"Report on one of those days (e.g. `mlwatch report --date {days[-1]}`), or run "
+                     f"`mlwatch run --date {day}` once that day's data has landed.")
 
 
 def write(con: duckdb.DuckDBPyConnection, config: Config, day: dt.date) -> Written:

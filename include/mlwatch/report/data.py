@@ -57,6 +57,20 @@ class ReportData:
         return sum(int(m.slos["met"].notna().sum()) for m in self.models)
 
 
+# The marts the nightly build gives a row per day it has data for (per model and day, or per
+# stage and day); a day in none of them would make a page of zeros that reads as a calm night.
+DAILY_MARTS = {"slo_status": "day", "time_to_decision": "day", "constraint_ledger": "day"}
+
+
+def days_with_data(con: duckdb.DuckDBPyConnection) -> list[dt.date]:
+    """The days the warehouse has figures for, oldest first."""
+    selects = [f"SELECT DISTINCT {column} AS day FROM marts.{table}" for table, column in DAILY_MARTS.items()
+               if table_exists(con, "marts", table)]
+    if not selects:
+        return []
+    return [day for (day,) in con.execute(" UNION ".join(selects) + " ORDER BY day").fetchall()]
+
+
 def _frame(con: duckdb.DuckDBPyConnection, schema: str, table: str, sql: str, params: list) -> pd.DataFrame:
     if not table_exists(con, schema, table):
         return pd.DataFrame()
