@@ -259,3 +259,44 @@ def test_chart_titles_sit_above_the_chart_where_the_toolbar_cannot_cover_them():
     assert "Drift: strongest effect size / threshold, 7-day windows (○ drifted, ● drifted with impact)" in titles
     # Inside the figures, no title is left for Plotly's toolbar to overlap.
     assert not re.findall(r'"title":\{"text":"(?:roc_auc over|Drift:|Pipeline stages|Feature coverage \()', html)
+
+
+def table_rows(html: str, section: str) -> list[list[str]]:
+    """The cells of the tables in one <section> (charts left out), as the reader sees them."""
+    body = re.search(rf'<section id="{section}">(.*?)</section>', html, re.S).group(1)
+    tables = re.findall(r"<table[^>]*>(.*?)</table>", body, re.S)
+    return [[re.sub(r"<[^>]+>", "", cell).strip() for cell in re.findall(r"<t[dh][^>]*>(.*?)</t[dh]>", row, re.S)]
+            for table in tables for row in re.findall(r"<tr[^>]*>(.*?)</tr>", table, re.S)]
+
+
+def test_counts_show_as_whole_numbers_and_durations_with_their_unit():
+    html = page_of(sample_data())
+    ledger = table_rows(html, "ledger")
+    own_night = {row[0]: row for row in ledger if row[0] in ("ingest", "dbt_build", "alerting", "notify", "reporting")
+                 and len(row) == 6}
+    assert {step: row[1] for step, row in own_night.items()} == {
+        "ingest": "89,639", "dbt_build": "2,699,998", "alerting": "3", "notify": "0", "reporting": "15"}
+    assert {step: row[2] for step, row in own_night.items()} == {
+        "ingest": "1.7 s", "dbt_build": "36.8 min", "alerting": "150 ms", "notify": "13 ms", "reporting": "1.2 s"}
+    assert own_night["notify"][3] == "0"                                    # rows/s of a step with no rows
+    stages = {row[0]: row for row in ledger if len(row) == 10}
+    assert stages["stage"][6] == "p95 latency"
+    assert (stages["feature_tier2"][6], stages["ingest"][6]) == ("36.8 min", "84 ms")
+    assert (stages["feature_tier2"][7], stages["feature_tier2"][8]) == ("2,180", "2,180")
+    assert "queue grew by 2,180 records" in html and "with 2× its capacity" in html
+    scorecard = {row[1]: row for row in table_rows(html, "scorecard")[1:3]}
+    assert scorecard["time_to_decision_p95_s"][3:5] == ["5 min", "38.6 min"]
+    assert scorecard["max_data_loss"][3:5] == ["0.001000", "0"]
+    assert not re.search(r">\s*\d[\d,]*\.0+\s*<", html)                      # no 3.0000, 15.00 anywhere
+
+
+def test_share_axes_run_from_0_to_100_percent_even_when_the_share_is_flat():
+    data = sample_data()
+    flat = next(m for m in data.models if m.name == "delivery_eta")             # coverage 100% every day
+    dipping = next(m for m in data.models if m.name == "card_fraud")
+    for figure in (report.charts.coverage(flat), report.charts.coverage(dipping)):
+        assert figure.layout.yaxis.tickformat == ".0%"
+        assert figure.layout.yaxis.range == (0, pytest.approx(1.04))
+    # Busiest-hour utilization above 100% (telemetry rounding) stays on the chart.
+    utilization = report.charts.ledger_utilization(data).layout.yaxis
+    assert utilization.range == (0, pytest.approx(1.006 * 1.04)) and utilization.tickformat == ".0%"

@@ -34,19 +34,47 @@ class Written:
     charts: int
 
 
+def _missing(value) -> bool:
+    return value is None or (isinstance(value, float) and math.isnan(value))
+
+
 def _number(value) -> str:
-    if value is None or (isinstance(value, float) and math.isnan(value)):
+    if _missing(value):
         return ""
     if isinstance(value, bool):
         return str(value)
-    if isinstance(value, int) or (isinstance(value, float) and value.is_integer() and abs(value) >= 100):
-        return f"{int(value):,}"
+    if isinstance(value, int) or (isinstance(value, float) and value.is_integer()):
+        return f"{int(value):,}"      # a whole number read as 3.0000 looks like a measurement
     magnitude = abs(value)
     return f"{value:,.2f}" if magnitude >= 10 else (f"{value:.4f}" if magnitude >= 0.01 else f"{value:.6f}")
 
 
+def _count(value) -> str:
+    """Rows, records, ranks: whole numbers, though the marts may hand them over as floats."""
+    return "" if _missing(value) else f"{round(value):,}"
+
+
+def _duration(seconds) -> str:
+    """A duration in the unit a person reads it in: 84 ms, 1.7 s, 36.8 min, 2.5 h."""
+    if _missing(seconds):
+        return ""
+    for unit, size, digits in (("h", 3600, 1), ("min", 60, 1), ("s", 1, 1)):
+        if abs(seconds) >= size:
+            return f"{seconds / size:,.{digits}f}".removesuffix(".0") + f" {unit}"
+    return f"{seconds * 1000:,.0f} ms"
+
+
+def _duration_ms(milliseconds) -> str:
+    return "" if _missing(milliseconds) else _duration(milliseconds / 1000)
+
+
+def _slo_value(value, slo: str) -> str:
+    """An SLO's target or actual: a duration when the SLO is in seconds (its name ends in _s)."""
+    return _duration(value) if slo.endswith("_s") else _number(value)
+
+
 def _pct(value) -> str:
-    if value is None or (isinstance(value, float) and math.isnan(value)):
+    if _missing(value):
         return ""
     return f"{value:.1%}"
 
@@ -56,6 +84,10 @@ def _environment() -> jinja2.Environment:
                              undefined=jinja2.StrictUndefined)
     env.filters["number"] = _number
     env.filters["pct"] = _pct
+    env.filters["count"] = _count
+    env.filters["duration"] = _duration
+    env.filters["duration_ms"] = _duration_ms
+    env.filters["slo_value"] = _slo_value
     return env
 
 

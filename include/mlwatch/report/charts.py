@@ -25,6 +25,13 @@ def _figure(title: str, **layout) -> go.Figure:
     return figure
 
 
+def _share_axis(title: str, *values) -> dict:
+    """A y axis for shares: 0 to 100% whatever the data (Plotly widens a flat line at 100% to
+    0-200%), higher only to show a value above 100%; the 4% on top keeps a line drawn at the top whole."""
+    top = max([1.0, *(float(v.max()) for v in values if v.notna().any())])
+    return dict(title=title, tickformat=".0%", range=[0, top * 1.04], tick0=0, dtick=0.2)
+
+
 def _rgba(hex_color: str, alpha: float) -> str:
     r, g, b = (int(hex_color[i:i + 2], 16) for i in (1, 3, 5))
     return f"rgba({r},{g},{b},{alpha})"
@@ -98,8 +105,8 @@ def coverage(model: ModelSection) -> go.Figure | None:
     frame = model.coverage
     if frame.empty:
         return None
-    figure = _figure("Feature coverage (present, non-default, within contract)", yaxis_title="coverage",
-                     yaxis_tickformat=".0%")
+    figure = _figure("Feature coverage (present, non-default, within contract)",
+                     yaxis=_share_axis("coverage", frame["coverage"]))
     for i, (feature, rows) in enumerate(frame.groupby("feature", sort=True)):
         critical = bool(rows["is_critical"].iloc[0])
         figure.add_trace(go.Scatter(x=rows["day"], y=rows["coverage"], mode="lines",
@@ -141,7 +148,7 @@ def ledger_utilization(data: ReportData) -> go.Figure | None:
         return None
     colors = [CONSTRAINT if c else "#9ecae1" for c in frame["is_constraint"]]
     figure = _figure("Pipeline stages on the day: utilization (bars) and busiest hour (diamonds)",
-                     yaxis_title="utilization", yaxis_tickformat=".0%")
+                     yaxis=_share_axis("utilization", frame["utilization"], frame["peak_utilization"]))
     figure.add_trace(go.Bar(x=frame["stage"], y=frame["utilization"], marker_color=colors, name="utilization (day)"))
     figure.add_trace(go.Scatter(x=frame["stage"], y=frame["peak_utilization"], mode="markers",
                                 marker=dict(symbol="diamond", size=11, color="#08306b"), name="busiest hour"))
@@ -152,8 +159,8 @@ def ledger_history(data: ReportData) -> go.Figure | None:
     frame = data.ledger_history
     if frame.empty:
         return None
-    figure = _figure("Busiest-hour utilization per stage (× = the day's constraint)", yaxis_tickformat=".0%",
-                     yaxis_title="utilization")
+    figure = _figure("Busiest-hour utilization per stage (× = the day's constraint)",
+                     yaxis=_share_axis("utilization", frame["peak_utilization"]))
     for i, (stage, rows) in enumerate(frame.groupby("stage", sort=False)):
         color = COLORS[i % len(COLORS)]
         figure.add_trace(go.Scatter(x=rows["day"], y=rows["peak_utilization"], mode="lines", name=stage,
