@@ -300,3 +300,51 @@ def test_share_axes_run_from_0_to_100_percent_even_when_the_share_is_flat():
     # Busiest-hour utilization above 100% (telemetry rounding) stays on the chart.
     utilization = report.charts.ledger_utilization(data).layout.yaxis
     assert utilization.range == (0, pytest.approx(1.006 * 1.04)) and utilization.tickformat == ".0%"
+
+
+def test_a_day_whose_alerts_were_not_evaluated_says_so_instead_of_no_open_alert():
+    from mlwatch.alerts import messages
+
+    past = REPORT_DAY - dt.timedelta(days=4)
+    data = sample_data(day=past, alerts_evaluated=False, latest_alert_night=REPORT_DAY)
+    html = page_of(data)
+    assert "No open alert" not in html
+    assert f"Alerts were not evaluated for {past}." in html and f"the latest: {REPORT_DAY}" in html
+    assert "open alerts: not evaluated" in html
+    s = report.summary(data)
+    assert s["alerts_evaluated"] is False and "alerts not evaluated" in report.summary_line(s)
+    said = messages.report_summary("#ml-alerts", past, s, "report.html")
+    assert dict(said.facts)["Open alerts"] == "not evaluated (see the report)"
+    assert said.status is None and said.severity == "warning"
+    # A night the rules did run, with nothing open, still says so.
+    calm = page_of(sample_data(alerts_evaluated=True, latest_alert_night=REPORT_DAY))
+    assert "No open alert." in calm and "not evaluated" not in calm
+
+
+def test_the_report_knows_which_nights_had_their_alerts_evaluated(demo_warehouse, tmp_path):
+    from mlwatch.report.data import load
+
+    # A copy of the demo warehouse, backfilled: only its last night was evaluated.
+    copy = tmp_path / "mlwatch.duckdb"
+    shutil.copy(demo_warehouse.warehouse, copy)
+    config = demo_warehouse.model_copy(update={"warehouse": copy})
+    past = SATURATED.first_day() + dt.timedelta(days=1)
+    with duckdb.connect(str(copy)) as con:
+        assert load(con, config, SMALL_DEMO.end).alerts_evaluated
+        assert load(con, config, SMALL_DEMO.end).alerts
+        unevaluated = load(con, config, past)
+        assert not unevaluated.alerts_evaluated and unevaluated.latest_alert_night == SMALL_DEMO.end
+        assert unevaluated.alerts == [] and unevaluated.digest == []
+
+        # As if the nights had run one by one: the breach opened the day before `past` and was
+        # resolved the day after; the digest item began at the end, after `past`.
+        con.executemany("INSERT INTO ops.alert_nights VALUES (?)", [[past], [past + dt.timedelta(days=1)]])
+        [breach] = con.execute("UPDATE marts.alerts SET first_seen = ?, status = 'resolved', resolved_on = ? "
+                               "WHERE kind = 'time_to_decision_breach' RETURNING alert_id",
+                               [past - dt.timedelta(days=1), past + dt.timedelta(days=1)]).fetchone()
+        assert con.execute("SELECT count(*) FROM marts.alerts WHERE status = 'digest'").fetchone()[0] > 0
+        that_night, resolving_night = load(con, config, past), load(con, config, past + dt.timedelta(days=1))
+    assert that_night.alerts_evaluated
+    assert [(a["alert_id"], a["status"]) for a in that_night.alerts] == [(breach, "open")]
+    assert that_night.digest == []
+    assert resolving_night.alerts_evaluated and resolving_night.alerts == []

@@ -183,8 +183,11 @@ def _digest_detail(alert: dict[str, Any]) -> str:
 def report_summary(channel: str, run_date: dt.date, summary: dict, link: str) -> Message:
     """The morning's one-line view of the night, with a link to the daily report."""
     judged, missed = summary["slos_judged"], summary["slos_missed"]
+    # A night whose alerting step failed has no alerts to count: zero would read as all clear.
+    evaluated = summary.get("alerts_evaluated", True)
     facts = [("SLOs met", f"{judged - len(missed)} of {judged}"),
-             ("Open alerts", f"{summary['open_alerts']} ({summary['critical_alerts']} critical)"),
+             ("Open alerts", f"{summary['open_alerts']} ({summary['critical_alerts']} critical)" if evaluated
+              else "not evaluated (see the report)"),
              ("Digest items", str(summary["digest_items"]))]
     if summary.get("constraint"):
         facts.append(("Pipeline constraint", summary["constraint"]))
@@ -193,8 +196,8 @@ def report_summary(channel: str, run_date: dt.date, summary: dict, link: str) ->
     return Message(
         message_id=f"report:{channel}:{run_date.isoformat()}", channel=channel, run_date=run_date, kind="report",
         headline=f"mlwatch daily report for {run_date.isoformat()}",
-        severity="warning" if missed or summary["open_alerts"] else "info",
-        status="All SLOs met, nothing open." if not missed and not summary["open_alerts"] else None,
+        severity="warning" if missed or summary["open_alerts"] or not evaluated else "info",
+        status="All SLOs met, nothing open." if evaluated and not missed and not summary["open_alerts"] else None,
         facts=facts, link=link,
     )
 

@@ -102,6 +102,7 @@ def summary(data: ReportData) -> dict:
         "models": len(data.models),
         "slos_judged": data.slos_judged,
         "slos_missed": [f"{model}: {slo}" for model, slo in data.slos_missed],
+        "alerts_evaluated": data.alerts_evaluated,
         "open_alerts": len(data.alerts),
         "critical_alerts": sum(1 for a in data.alerts if a["severity"] == "critical"),
         "digest_items": len(data.digest),
@@ -110,8 +111,8 @@ def summary(data: ReportData) -> dict:
 
 
 def summary_line(s: dict) -> str:
-    parts = [f"SLOs met {s['slos_judged'] - len(s['slos_missed'])}/{s['slos_judged']}",
-             f"{s['open_alerts']} open alert(s)"]
+    alerts = f"{s['open_alerts']} open alert(s)" if s.get("alerts_evaluated", True) else "alerts not evaluated"
+    parts = [f"SLOs met {s['slos_judged'] - len(s['slos_missed'])}/{s['slos_judged']}", alerts]
     if s.get("constraint"):
         parts.append(f"constraint {s['constraint']}")
     return " · ".join(parts)
@@ -151,6 +152,7 @@ def render(data: ReportData, previous: str | None = None) -> tuple[str, int]:
     s = summary(data)
     html = _environment().get_template("daily.html.j2").render(
         day=data.day.isoformat(), previous=previous, models=models, alerts=data.alerts, digest=data.digest,
+        alerts_evaluated=data.alerts_evaluated, latest_alert_night=data.latest_alert_night,
         judged=s["slos_judged"], missed=s["slos_missed"], constraint=data.constraint,
         ledger=_records(data.ledger), self_ledger=_records(data.self_ledger),
         pipeline_charts=[embed(key, fig, f"pipeline-{key}") for key, fig in pipeline],

@@ -9,7 +9,7 @@ import duckdb
 import pandas as pd
 
 from mlwatch.alerts import messages
-from mlwatch.config import Config
+from mlwatch.config import PLAYBOOK_DIGEST, Config
 from mlwatch.warehouse import table_exists
 
 
@@ -42,6 +42,10 @@ class ReportData:
     self_ledger: pd.DataFrame = field(default_factory=pd.DataFrame)     # mlwatch's own steps
     alerts: list[dict] = field(default_factory=list)
     digest: list[dict] = field(default_factory=list)
+    # Alerts are decided on the nights mlwatch runs (a backfill: its last night only); on
+    # any other day, no open alert means nobody looked, not that all is well.
+    alerts_evaluated: bool = True
+    latest_alert_night: dt.date | None = None
 
     @property
     def constraint(self) -> dict | None:
@@ -126,14 +130,9 @@ def load(con: duckdb.DuckDBPyConnection, config: Config, day: dt.date) -> Report
                                  "SELECT day, stage, stage_order, peak_utilization, is_constraint "
                                  "FROM marts.constraint_ledger WHERE source = 'telemetry' AND day BETWEEN ? AND ? "
                                  "ORDER BY stage_order, day", [since, day])
-    if table_exists(con, "marts", "alerts"):
-        cursor = con.execute(
-            "SELECT * FROM marts.alerts WHERE first_seen <= ? AND last_seen = ? AND status IN ('open', 'digest') "
-            "ORDER BY CASE severity WHEN 'critical' THEN 0 WHEN 'warning' THEN 1 ELSE 2 END, first_seen, alert_id",
-            [day, day])
-        columns = [d[0] for d in cursor.description]
-        for row in cursor.fetchall():
-            alert = dict(zip(columns, row))
+    data.alerts_evaluated, data.latest_alert_night = _alert_nights(con, day)
+    if data.alerts_evaluated:
+        for alert in _alerts_open_on(con, day):
             # The same words as the Slack message: playbook, steps, the command with its values filled in.
             previous = messages.previous_version(con, alert["model_name"], alert.get("model_version"))
             said = messages.alert_opened(alert, config, previous=previous)
@@ -141,3 +140,33 @@ def load(con: duckdb.DuckDBPyConnection, config: Config, day: dt.date) -> Report
                          facts=said.facts, owner=said.owner)
             (data.digest if alert["status"] == "digest" else data.alerts).append(alert)
     return data
+
+
+def _alert_nights(con: duckdb.DuckDBPyConnection, day: dt.date) -> tuple[bool, dt.date | None]:
+    """Whether the alert rules ran for the day (ops.alert_nights), and the latest night they ran."""
+    if not table_exists(con, "ops", "alert_nights"):
+        return False, None
+    evaluated, latest = con.execute("SELECT coalesce(bool_or(run_date = ?), false), max(run_date) "
+                                    "FROM ops.alert_nights", [day]).fetchone()
+    return bool(evaluated), latest
+
+
+def _alerts_open_on(con: duckdb.DuckDBPyConnection, day: dt.date) -> list[dict]:
+    """The alerts open (or in the digest) on the night of `day`, most severe first.
+
+    An alert keeps one row across nights, so on a past night it may since have moved on
+    (last_seen) or been resolved: it was open that night if it began by then and was not
+    resolved by then. One resolved since was open or in the digest as its playbook says.
+    """
+    if not table_exists(con, "marts", "alerts"):
+        return []
+    cursor = con.execute(
+        "SELECT * FROM marts.alerts WHERE first_seen <= ? AND (status IN ('open', 'digest') OR resolved_on > ?) "
+        "ORDER BY CASE severity WHEN 'critical' THEN 0 WHEN 'warning' THEN 1 ELSE 2 END, first_seen, alert_id",
+        [day, day])
+    columns = [d[0] for d in cursor.description]
+    alerts = [dict(zip(columns, row)) for row in cursor.fetchall()]
+    for alert in alerts:
+        if alert["status"] == "resolved":
+            alert["status"] = "digest" if alert["playbook"] == PLAYBOOK_DIGEST else "open"
+    return alerts
