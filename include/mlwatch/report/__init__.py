@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-import math
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -19,8 +18,8 @@ import jinja2
 import plotly.graph_objects as go
 
 from mlwatch.config import Config
-from mlwatch.report import charts
 from mlwatch.errors import UsageError
+from mlwatch.report import charts, formatting
 from mlwatch.report.data import ReportData, days_with_data, load
 
 TEMPLATES = Path(__file__).parent / "templates"
@@ -34,60 +33,10 @@ class Written:
     charts: int
 
 
-def _missing(value) -> bool:
-    return value is None or (isinstance(value, float) and math.isnan(value))
-
-
-def _number(value) -> str:
-    if _missing(value):
-        return ""
-    if isinstance(value, bool):
-        return str(value)
-    if isinstance(value, int) or (isinstance(value, float) and value.is_integer()):
-        return f"{int(value):,}"      # a whole number read as 3.0000 looks like a measurement
-    magnitude = abs(value)
-    return f"{value:,.2f}" if magnitude >= 10 else (f"{value:.4f}" if magnitude >= 0.01 else f"{value:.6f}")
-
-
-def _count(value) -> str:
-    """Rows, records, ranks: whole numbers, though the marts may hand them over as floats."""
-    return "" if _missing(value) else f"{round(value):,}"
-
-
-def _duration(seconds) -> str:
-    """A duration in the unit a person reads it in: 84 ms, 1.7 s, 36.8 min, 2.5 h."""
-    if _missing(seconds):
-        return ""
-    for unit, size, digits in (("h", 3600, 1), ("min", 60, 1), ("s", 1, 1)):
-        if abs(seconds) >= size:
-            return f"{seconds / size:,.{digits}f}".removesuffix(".0") + f" {unit}"
-    return f"{seconds * 1000:,.0f} ms"
-
-
-def _duration_ms(milliseconds) -> str:
-    return "" if _missing(milliseconds) else _duration(milliseconds / 1000)
-
-
-def _slo_value(value, slo: str) -> str:
-    """An SLO's target or actual: a duration when the SLO is in seconds (its name ends in _s)."""
-    return _duration(value) if slo.endswith("_s") else _number(value)
-
-
-def _pct(value) -> str:
-    if _missing(value):
-        return ""
-    return f"{value:.1%}"
-
-
 def _environment() -> jinja2.Environment:
     env = jinja2.Environment(loader=jinja2.FileSystemLoader(TEMPLATES), autoescape=True,
                              undefined=jinja2.StrictUndefined)
-    env.filters["number"] = _number
-    env.filters["pct"] = _pct
-    env.filters["count"] = _count
-    env.filters["duration"] = _duration
-    env.filters["duration_ms"] = _duration_ms
-    env.filters["slo_value"] = _slo_value
+    env.filters.update(formatting.FILTERS)
     return env
 
 
@@ -141,8 +90,7 @@ def render(data: ReportData, previous: str | None = None) -> tuple[str, int]:
         rows = []
         for row in _records(model.slos):
             met = row["met"]
-            status = "unknown" if met is None or (isinstance(met, float) and math.isnan(met)) else (
-                "met" if met else "missed")
+            status = "unknown" if formatting.missing(met) else ("met" if met else "missed")
             rows.append({**row, "status": status})
         models.append({"name": model.name, "task": model.task, "owner": model.owner, "slo_rows": rows,
                        "window_days": model.window_days, "feature_value": _records(model.feature_value),

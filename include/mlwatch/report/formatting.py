@@ -1,0 +1,54 @@
+"""How the report's tables print numbers: the Jinja filters of the daily page."""
+
+from __future__ import annotations
+
+import math
+
+
+def missing(value) -> bool:
+    return value is None or (isinstance(value, float) and math.isnan(value))
+
+
+def number(value) -> str:
+    if missing(value):
+        return ""
+    if isinstance(value, bool):
+        return str(value)
+    if isinstance(value, int) or (isinstance(value, float) and value.is_integer()):
+        return f"{int(value):,}"      # a whole number read as 3.0000 looks like a measurement
+    magnitude = abs(value)
+    return f"{value:,.2f}" if magnitude >= 10 else (f"{value:.4f}" if magnitude >= 0.01 else f"{value:.6f}")
+
+
+def count(value) -> str:
+    """Rows, records, ranks: whole numbers, though the marts may hand them over as floats."""
+    return "" if missing(value) else f"{round(value):,}"
+
+
+def duration(seconds) -> str:
+    """A duration in the unit a person reads it in: 84 ms, 1.7 s, 36.8 min, 2.5 h."""
+    if missing(seconds):
+        return ""
+    for unit, size in (("h", 3600), ("min", 60), ("s", 1)):
+        if abs(seconds) >= size:
+            return f"{seconds / size:,.1f}".removesuffix(".0") + f" {unit}"
+    return f"{seconds * 1000:,.0f} ms"
+
+
+def duration_ms(milliseconds) -> str:
+    return "" if missing(milliseconds) else duration(milliseconds / 1000)
+
+
+def slo_value(value, slo: str) -> str:
+    """An SLO's target or actual: a duration when the SLO is in seconds (its name ends in _s)."""
+    return duration(value) if slo.endswith("_s") else number(value)
+
+
+def pct(value) -> str:
+    if missing(value):
+        return ""
+    return f"{value:.1%}"
+
+
+FILTERS = {"number": number, "count": count, "duration": duration, "duration_ms": duration_ms,
+           "slo_value": slo_value, "pct": pct}
