@@ -156,6 +156,11 @@ def test_ledger_page_highlights_the_saturated_stage_and_says_the_what_if(client)
     assert f'href="/mlwatch/ledger?day={previous}&amp;source=telemetry"' in page.text
     assert f'href="/mlwatch/ledger?day={following}&amp;source=telemetry"' in page.text
     assert f'href="/mlwatch/reports/daily/{INCIDENT_DAY}.html"' in page.text
+    # Latencies with their unit, counts as whole numbers (the report's formatting).
+    saturated = re.search(r'data-stage="feature_tier2">(.*?)</tr>', page.text, re.S).group(1)
+    cells = re.findall(r'<td class="num">([^<]*)</td>', saturated)
+    assert re.fullmatch(r"[\d.,]+ (ms|s|min|h)", cells[6]), cells       # p95 latency
+    assert re.fullmatch(r"[\d,]+", cells[7]), cells                     # queue depth
 
 
 def test_ledger_defaults_to_the_latest_day(client, site):

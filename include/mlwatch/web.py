@@ -228,25 +228,6 @@ def _jsonable(ledger: dict) -> dict:
 
 # --- pages -------------------------------------------------------------------------------
 
-def _number(value: Any) -> str:
-    if value is None or isinstance(value, bool):
-        return "" if value is None else str(value)
-    if isinstance(value, Decimal):
-        value = float(value)
-    if isinstance(value, float) and (math.isnan(value) or math.isinf(value)):
-        return ""
-    if isinstance(value, int) or (value.is_integer() and abs(value) >= 100):
-        return f"{int(value):,}"
-    magnitude = abs(value)
-    return f"{value:,.2f}" if magnitude >= 10 else (f"{value:.4f}" if magnitude >= 0.01 else f"{value:.6f}")
-
-
-def _pct(value: Any) -> str:
-    if value is None or (isinstance(value, float) and math.isnan(value)):
-        return ""
-    return f"{float(value):.1%}"
-
-
 _STYLE = """
 body { font-family: -apple-system, "Segoe UI", Roboto, sans-serif; margin: 16px 24px; color: #222; }
 table { border-collapse: collapse; margin: 8px 0 16px; font-size: 14px; }
@@ -289,7 +270,7 @@ reads the warehouse directly.</p>""",
 {% if source == "telemetry" %}
 {% if constraint %}
 <p class="what-if">The constraint on {{ day }} is <b>{{ constraint.stage }}</b>{% if constraint.constraint_rule %} ({{ constraint.constraint_rule | replace("_", " ") }}){% endif %}:
-  busiest-hour utilization {{ constraint.peak_utilization | pct }}, queue grew by {{ constraint.queue_growth | number }} records,
+  busiest-hour utilization {{ constraint.peak_utilization | pct }}, queue grew by {{ constraint.queue_growth | count }} records,
   capacity {{ constraint.capacity_rps | number }} records/s. System capacity {{ constraint.system_capacity_rps | number }} records/s;
   with {{ constraint.what_if_factor | number }}&times; its capacity it would be {{ constraint.what_if_system_capacity_rps | number }} records/s{% if constraint.next_constraint %},
   and the constraint moves to <b>{{ constraint.next_constraint }}</b> once {{ constraint.stage }} has
@@ -297,16 +278,16 @@ reads the warehouse directly.</p>""",
 {% else %}<p class="muted">No stage is marked as the constraint on {{ day }}.</p>{% endif %}
 <table>
   <tr><th>stage</th><th>capacity rps</th><th>throughput rps</th><th>offered rps</th><th>utilization</th>
-    <th>busiest hour</th><th>headroom</th><th>p95 latency ms</th><th>queue depth</th><th>queue growth</th>
+    <th>busiest hour</th><th>headroom</th><th>p95 latency</th><th>queue depth</th><th>queue growth</th>
     <th>dropped</th><th>top failure mode</th><th>failures</th></tr>
   {% for r in rows %}
   <tr class="{{ 'constraint' if r.is_constraint else '' }}" data-stage="{{ r.stage }}"><td>{{ r.stage }}</td>
     <td class="num">{{ r.capacity_rps | number }}</td><td class="num">{{ r.throughput_rps | number }}</td>
     <td class="num">{{ r.offered_rps | number }}</td><td class="num">{{ r.utilization | pct }}</td>
     <td class="num">{{ r.peak_utilization | pct }}</td><td class="num">{{ r.headroom | number }}</td>
-    <td class="num">{{ r.p95_latency_ms | number }}</td><td class="num">{{ r.queue_depth | number }}</td>
-    <td class="num">{{ r.queue_growth | number }}</td><td class="num">{{ r.records_dropped | number }}</td>
-    <td>{{ r.top_failure_mode or "" }}</td><td class="num">{{ r.failures | number }}</td></tr>
+    <td class="num">{{ r.p95_latency_ms | duration_ms }}</td><td class="num">{{ r.queue_depth | count }}</td>
+    <td class="num">{{ r.queue_growth | count }}</td><td class="num">{{ r.records_dropped | count }}</td>
+    <td>{{ r.top_failure_mode or "" }}</td><td class="num">{{ r.failures | count }}</td></tr>
   {% endfor %}
 </table>
 {% else %}
@@ -315,7 +296,7 @@ reads the warehouse directly.</p>""",
   <tr><th>step</th><th>rows</th><th>seconds</th><th>rows/s</th><th>share of the night</th><th>error</th></tr>
   {% for r in rows %}
   <tr class="{{ 'constraint' if r.is_constraint else '' }}" data-stage="{{ r.stage }}"><td>{{ r.stage }}</td>
-    <td class="num">{{ r.records_in | number }}</td><td class="num">{{ r.seconds | number }}</td>
+    <td class="num">{{ r.records_in | count }}</td><td class="num">{{ r.seconds | duration }}</td>
     <td class="num">{{ r.capacity_rps | number }}</td><td class="num">{{ r.utilization | pct }}</td>
     <td>{{ r.top_failure_mode or "" }}</td></tr>
   {% endfor %}
@@ -330,9 +311,10 @@ reads the warehouse directly.</p>""",
 def _environment():
     import jinja2
 
+    from mlwatch import formatting
+
     env = jinja2.Environment(loader=jinja2.DictLoader(_TEMPLATES), autoescape=True, undefined=jinja2.ChainableUndefined)
-    env.filters["number"] = _number
-    env.filters["pct"] = _pct
+    env.filters.update(formatting.FILTERS)
     return env
 
 

@@ -19,7 +19,8 @@ import plotly.graph_objects as go
 
 from mlwatch.config import Config
 from mlwatch.errors import UsageError
-from mlwatch.report import charts, formatting
+from mlwatch import formatting
+from mlwatch.report import charts
 from mlwatch.report.data import ReportData, days_with_data, load
 
 TEMPLATES = Path(__file__).parent / "templates"

@@ -1,15 +1,18 @@
-"""How the report's tables print numbers: the Jinja filters of the daily page."""
+"""How pages print numbers: the Jinja filters of the daily report and the Airflow plugin's ledger."""
 
 from __future__ import annotations
 
 import math
+from decimal import Decimal
 
 
 def missing(value) -> bool:
-    return value is None or (isinstance(value, float) and math.isnan(value))
+    return value is None or (isinstance(value, float) and not math.isfinite(value))
 
 
 def number(value) -> str:
+    if isinstance(value, Decimal):
+        value = float(value)
     if missing(value):
         return ""
     if isinstance(value, bool):
