@@ -250,6 +250,12 @@ def test_every_chart_fits_its_grid_cell_at_any_width():
     assert '"responsive": true' in html and "new ResizeObserver" in html and "Plotly.Plots.resize" in html
 
 
+def test_wide_tables_scroll_inside_their_section_on_a_narrow_screen():
+    html = page_of(sample_data())
+    assert re.search(r"section > table\s*\{[^}]*display:\s*block;[^}]*overflow-x:\s*auto", html)
+    assert re.search(r"<section[^>]*>\s*<h2>[^<]*</h2>\s*<table>", html)   # the tables it applies to
+
+
 def test_chart_titles_sit_above_the_chart_where_the_toolbar_cannot_cover_them():
     data = sample_data()
     html = page_of(data)
