@@ -31,6 +31,7 @@ import datetime as dt
 import hashlib
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -131,7 +132,39 @@ def prepare(work: Path, *, whole_night: bool = True) -> dict[str, float]:
         transform.build(config, CURRENT_DAY, select="+performance")
     compiled = config.warehouse.parent / "dbt" / "target" / "compiled" / "mlwatch" / "models" / "marts" / "performance.sql"
     (work / "performance.sql").write_text(compiled.read_text())
+    (work / "performance_session.json").write_text(json.dumps(performance_session(config)))
     return timings
+
+
+def performance_session(config) -> list[str]:
+    """The session settings (SET / RESET) marts.performance's pre-hooks apply, as dbt runs them.
+
+    Heard from dbt while it rebuilds the model once more, so that the workload runs the SQL
+    under the settings the model has, whatever its hooks become.
+    """
+    from mlwatch import transform
+
+    statements: list[str] = []
+
+    def listen(event) -> None:
+        if event.info.name == "SQLQuery" and event.data.conn_name == "model.mlwatch.performance":
+            statements.append(re.sub(r"^\s*/\*.*?\*/\s*", "", event.data.sql, flags=re.S).strip())
+
+    args = transform.dbt_args("run", config, config.warehouse.parent / "dbt", select="performance")
+    _, failure = transform.invoke(args, config, CURRENT_DAY, CURRENT_DAY, listeners=(listen,))
+    if failure:
+        raise SystemExit(f"rebuilding marts.performance to hear its session settings failed: {failure}")
+    settings = []
+    for sql in statements:
+        if re.match(r"(set|reset)\b", sql, re.IGNORECASE):
+            settings.append(sql)
+        elif re.match(r"create\b", sql, re.IGNORECASE):   # the model itself: the pre-hooks are over
+            break
+    if not settings:
+        raise SystemExit("marts.performance's pre-hooks set nothing that dbt reported: the benchmark would "
+                         "measure its SQL under other settings than a night's. Check bench/run.py against "
+                         "dbt/models/marts/performance.sql.")
+    return settings
 
 
 def competitors_python() -> Path:

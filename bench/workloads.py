@@ -99,10 +99,9 @@ def mlwatch_performance(work: Path) -> float:
 
     sql = (work / "performance.sql").read_text()
     con = duckdb.connect(os.environ["MLWATCH_BENCH_WAREHOUSE"])
-    # As the model's pre-hooks: every core (use_all_cores; its sums are exact, so the
-    # result does not depend on the thread count), and without_partial_aggregate_pushdown.
-    con.execute("RESET threads")
-    con.execute("SET disabled_optimizers = 'partial_aggregate_pushdown'")
+    # The session settings of the model's pre-hooks, as dbt ran them (run.performance_session).
+    for setting in json.loads((work / "performance_session.json").read_text()):
+        con.execute(setting)
     started = _cpu.start()
     con.execute(f"CREATE TEMP TABLE measured AS {sql}")
     return _cpu.stop(started)

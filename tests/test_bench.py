@@ -7,6 +7,7 @@ sane numbers, so the benchmark cannot rot.
 from __future__ import annotations
 
 import importlib
+import json
 import sys
 from pathlib import Path
 
@@ -32,6 +33,9 @@ def test_benchmark_runs_at_small_n(bench_run, tmp_path):
     bench_run.write_landing(tmp_path, rows)
     bench_run.write_config(tmp_path)
     bench_run.prepare(tmp_path, whole_night=False)   # marts.performance and its parents only: quicker
+    # The workload runs the model's SQL under its pre-hooks' settings, as dbt ran them.
+    session = json.loads((tmp_path / "performance_session.json").read_text())
+    assert any("disabled_optimizers" in s for s in session) and any("threads" in s for s in session), session
 
     results = bench_run.run_workloads(tmp_path, repeat=1, competitors=False)
     by_name = {r["workload"]: r for r in results}

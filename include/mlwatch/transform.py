@@ -203,9 +203,10 @@ def dbt_args(command: str, config: Config, artifacts: Path, *, select: str | Non
 
 
 def invoke(args: list[str], config: Config, run_date: dt.date, first_window_end: dt.date, *,
-           progress: Callable[[str], None] | None = None) -> tuple[dict[str, float], str | None]:
+           progress: Callable[[str], None] | None = None,
+           listeners: tuple[Callable, ...] = ()) -> tuple[dict[str, float], str | None]:
     """Run dbt with `args` in this process, for any target: seconds per model, and what
-    failed (None when dbt succeeded)."""
+    failed (None when dbt succeeded). `listeners` hear every dbt event too."""
     from dbt.cli.main import dbtRunner
 
     timings: dict[str, float] = {}
@@ -233,7 +234,7 @@ def invoke(args: list[str], config: Config, run_date: dt.date, first_window_end:
 
     with _DBT_LOCK, _environment(config, run_date, first_window_end), heartbeat or contextlib.nullcontext():
         try:
-            result = dbtRunner(callbacks=[on_event]).invoke(args)
+            result = dbtRunner(callbacks=[on_event, *listeners]).invoke(args)
         finally:
             _release_duckdb()
     if result.success:
