@@ -8,6 +8,7 @@ import duckdb
 import pytest
 
 from mlwatch.alerts import rules
+from mlwatch.warehouse import literal
 from tests.helpers import toy_config
 
 NIGHT = dt.date(2026, 3, 20)
@@ -73,7 +74,7 @@ def test_one_alert_per_version_names_the_worst_segment_and_lists_the_overlapping
 
 
 def test_commands_survive_the_shell_whatever_the_names():
-    query = "select 1 where 'x' = " + rules._text("O'Brien \"q\" $HOME `id` back\\slash")
+    query = "select 1 where 'x' = " + literal("O'Brien \"q\" $HOME `id` back\\slash")
     passed = subprocess.run(["bash", "-c", rules._sql_command(query).replace("mlwatch sql", "printf %s", 1)],
                             capture_output=True, text=True, check=True).stdout
     assert passed == query

@@ -27,7 +27,7 @@ import duckdb
 
 from mlwatch.feeds import Column, Feed
 from mlwatch.landing import LandingFile
-from mlwatch.warehouse import quote
+from mlwatch.warehouse import literal, quote
 
 
 class FileUnreadable(Exception):
@@ -43,10 +43,6 @@ class Source:
     """A file opened as the relation `landing_source` with _row_number and _line columns."""
     format: str
     json_lines: bool
-
-
-def _literal(text: str) -> str:
-    return "'" + text.replace("'", "''") + "'"
 
 
 def check_encoding(file: LandingFile, sample_bytes: int = 1 << 16) -> None:
@@ -74,7 +70,7 @@ def check_encoding(file: LandingFile, sample_bytes: int = 1 << 16) -> None:
 def read_source(con: duckdb.DuckDBPyConnection, file: LandingFile) -> Source:
     if file.format in ("csv", "jsonl"):
         check_encoding(file)
-    path = _literal(str(file.path))
+    path = literal(str(file.path))
     compression = "'gzip'" if file.compressed else "'none'"
     drop_temporaries(con)
     if file.format == "parquet":
@@ -140,7 +136,7 @@ def _raw_expr(source: Source, column: Column, present: dict[str, str]) -> str:
     if name is None:
         return "NULL"
     if source.json_lines:
-        return f"json_extract_string(src.line, {_literal('$.' + _json_key(name))})"
+        return f"json_extract_string(src.line, {literal('$.' + _json_key(name))})"
     return f"src.{quote(name)}"
 
 
@@ -204,7 +200,7 @@ def typed_insert_sql(feed: Feed, day: dt.date, file: LandingFile, source: Source
     return (
         "INSERT INTO staged_rows (_partition_date, _source_file, _row_number, _line, "
         f"{names}, _rules, _reasons, _record) "
-        f"SELECT DATE '{day}', {_literal(file.key)}, _row_number, _line, {', '.join(outer)}, "
+        f"SELECT DATE '{day}', {literal(file.key)}, _row_number, _line, {', '.join(outer)}, "
         # The original record is kept for every row: duplicates are found only later.
         f"_rules, _reasons, _record "
         f"FROM (SELECT *, {rules} AS _rules, {reasons} AS _reasons FROM ("
@@ -214,7 +210,7 @@ def typed_insert_sql(feed: Feed, day: dt.date, file: LandingFile, source: Source
 
 def insert_malformed_lines(con: duckdb.DuckDBPyConnection, day: dt.date, file: LandingFile,
                            source: Source) -> int:
-    file_name = _literal(file.key)
+    file_name = literal(file.key)
     if source.format == "csv":
         sql = (
             "INSERT INTO staged_rows (_partition_date, _source_file, _row_number, _line, _rules, _reasons, _record) "

@@ -25,7 +25,7 @@ from mlwatch.config import Config, ModelConfig
 from mlwatch.drift.methods import benjamini_hochberg
 from mlwatch.metric_catalog import metric as metric_info
 from mlwatch.metric_catalog import relative_degradation
-from mlwatch.warehouse import table_exists
+from mlwatch.warehouse import literal, table_exists
 
 Rule = Callable[[duckdb.DuckDBPyConnection, Config, dt.date], list[Candidate]]
 HISTORY_DAYS = 120
@@ -54,11 +54,6 @@ def _streak_start(rows: list[dict], breached: Callable[[dict], bool], key: str =
 
 def _pct(x: float) -> str:
     return f"{x:.1%}"
-
-
-def _text(value: str) -> str:
-    """A SQL string literal."""
-    return "'" + str(value).replace("'", "''") + "'"
 
 
 def _sql_command(query: str) -> str:
@@ -245,9 +240,9 @@ def segment_performance_drop(con: duckdb.DuckDBPyConnection, config: Config, run
                           # The playbook's first look: the segment's windows, per version, against its reference.
                           "command": _sql_command(
                               "select window_end, model_version, value, ci_low, ci_high, reference_value, n_labeled "
-                              f"from marts.performance where model_name = {_text(name)} "
-                              f"and segment = {_text(segment)} and segment_value = {_text(value)} "
-                              f"and metric = {_text(row['metric'])} and window_days = {model.alert_window_days} "
+                              f"from marts.performance where model_name = {literal(name)} "
+                              f"and segment = {literal(segment)} and segment_value = {literal(value)} "
+                              f"and metric = {literal(row['metric'])} and window_days = {model.alert_window_days} "
                               "order by window_end desc, model_version limit 28"),
                           "previous_version": releases.get(version, (None, None))[1]},
             ))
@@ -298,7 +293,7 @@ def coverage_drop(con: duckdb.DuckDBPyConnection, config: Config, run_date: dt.d
                                     ("Why", ", ".join(c for c in causes if c))],
                           "feature": feature,
                           "command": _sql_command(f"select * from marts.feature_coverage where model_name = "
-                                                  f"{_text(name)} and feature = {_text(feature)} "
+                                                  f"{literal(name)} and feature = {literal(feature)} "
                                                   "order by day desc limit 14")},
             ))
     return found
@@ -395,7 +390,7 @@ def data_loss(con: duckdb.DuckDBPyConnection, config: Config, run_date: dt.date)
             metric="data_loss", value=share, reference_value=target,
             evidence={"facts": facts, "feeds": {f["feed"]: f["n_quarantined"] for f in feeds},
                       "command": _sql_command(f"select rules, reasons, record from quarantine.{worst} "
-                                              f"where model_name = {_text(name)} "
+                                              f"where model_name = {literal(name)} "
                                               f"and _partition_date = DATE '{run_date}'")},
         ))
     return found

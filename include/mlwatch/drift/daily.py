@@ -14,7 +14,7 @@ import duckdb
 import numpy as np
 
 from mlwatch.drift.reference import SCORE, ModelReference
-from mlwatch.warehouse import quote
+from mlwatch.warehouse import literal, quote
 
 DDL = """
 CREATE TABLE IF NOT EXISTS ops.drift_daily (
@@ -160,7 +160,7 @@ def _psi_edges_within(f) -> np.ndarray | None:
 
 def _category_position(f) -> str:
     """A categorical row's 1-based position in the reference's categories; NULL for any other value."""
-    categories = ", ".join(f"'{c.replace(chr(39), chr(39) * 2)}'" for c in f.categories)
+    categories = ", ".join(literal(c) for c in f.categories)
     return f"list_position([{categories}]::VARCHAR[], CAST({quote(f.column)} AS VARCHAR))"
 
 
