@@ -149,8 +149,7 @@ def _load_feed(con: duckdb.DuckDBPyConnection, feed: Feed, parts: list[Partition
     try:
         results = [_stage_partition(con, feed, part) for part in parts]
         staged = [r.day for r in results if r.status != "failed"]
-        rows = con.execute("SELECT count(*) FROM staged_rows").fetchone()[0]
-        say(f"{feed.name}: checking {rows:,} rows against the contract")
+        say(f"{feed.name}: checking {sum(r.rows_read for r in results):,} rows against the contract")
         validation.apply_contract(con, validator, feed)
         contracts.mark_duplicates(con, feed, staged)
         for part, result in zip(parts, results):
