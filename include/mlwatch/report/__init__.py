@@ -15,11 +15,10 @@ from pathlib import Path
 
 import duckdb
 import jinja2
-import plotly.graph_objects as go
 
+from mlwatch import formatting
 from mlwatch.config import Config
 from mlwatch.errors import UsageError
-from mlwatch import formatting
 from mlwatch.report import charts
 from mlwatch.report.data import ReportData, days_with_data, load
 
@@ -78,8 +77,8 @@ def embed(key: str, figure, div_id: str) -> dict:
     figure's edge; above it, in the page, it wraps.
     """
     title = figure.layout.title.text or ""
-    untitled = go.Figure(figure).update_layout(title_text=None)
-    return {"key": key, "title": title, "html": untitled.to_html(div_id=div_id, **CHART_OPTIONS)}
+    figure.update_layout(title_text=None)    # each render draws its figures afresh: no copy needed
+    return {"key": key, "title": title, "html": figure.to_html(div_id=div_id, **CHART_OPTIONS)}
 
 
 def render(data: ReportData, previous: str | None = None) -> tuple[str, int]:

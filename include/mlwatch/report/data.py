@@ -63,13 +63,12 @@ class ReportData:
 
 # The marts the nightly build gives a row per day it has data for (per model and day, or per
 # stage and day); a day in none of them would make a page of zeros that reads as a calm night.
-DAILY_MARTS = {"slo_status": "day", "time_to_decision": "day", "constraint_ledger": "day"}
+DAILY_MARTS = ("slo_status", "time_to_decision", "constraint_ledger")
 
 
 def days_with_data(con: duckdb.DuckDBPyConnection) -> list[dt.date]:
     """The days the warehouse has figures for, oldest first."""
-    selects = [f"SELECT DISTINCT {column} AS day FROM marts.{table}" for table, column in DAILY_MARTS.items()
-               if table_exists(con, "marts", table)]
+    selects = [f"SELECT DISTINCT day FROM marts.{table}" for table in DAILY_MARTS if table_exists(con, "marts", table)]
     if not selects:
         return []
     return [day for (day,) in con.execute(" UNION ".join(selects) + " ORDER BY day").fetchall()]
