@@ -387,7 +387,7 @@ def generate(landing: Path, spec: DemoSpec = DemoSpec(),
                 write(today, _partition(landing, "predictions", day) / name, options)
                 counts["predictions"] += len(today)
                 if model == "card_fraud":
-                    counts["predictions"] += _write_dirty_predictions(landing, day, dirty.get(("predictions", offset)), today)
+                    counts["predictions"] += _write_dirty_predictions(landing, day, offset, dirty, today)
 
         labels_today = pd.concat(labels_due.pop(day, []) or [_NO_LABELS], ignore_index=True)
         labels_today = labels_today.sort_values(["model_name", "labeled_at", "prediction_id"])
@@ -426,7 +426,8 @@ def _csv_text(frame: pd.DataFrame) -> str:
     return out.to_csv(index=False)
 
 
-def _write_dirty_predictions(landing: Path, day: dt.date, wanted: dict[str, int] | None, today: pd.DataFrame) -> int:
+def _write_dirty_predictions(landing: Path, day: dt.date, offset: int, dirty: dict, today: pd.DataFrame) -> int:
+    wanted = dirty.get(("predictions", offset))
     if not wanted:
         return 0
     fresh = today.iloc[100:100 + wanted["range:score"] + wanted["required:prediction_id"]
