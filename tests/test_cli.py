@@ -56,18 +56,18 @@ def test_sql_says_to_quote_a_column_named_like_a_keyword(built):
     assert mlwatch("sql", 'select action_id, "at" from governance.actions', cwd=folder).returncode == 0
 
 
-@pytest.mark.parametrize("statement", [
-    "insert into raw.costs (model_name, component, cost_usd) values ('toy', 'x', 1)",
-    "delete from marts.performance",
-    "copy raw.predictions to '/tmp/leak.csv'",
-    "attach '/tmp/other.duckdb'",
-    "select 1; drop table raw.labels",
+@pytest.mark.parametrize("statement,refusal", [
+    ("insert into raw.costs (model_name, component, cost_usd) values ('toy', 'x', 1)", "is read-only"),
+    ("delete from marts.performance", "is read-only"),
+    ("copy raw.predictions to '/tmp/leak.csv'", "is read-only"),
+    ("attach '/tmp/other.duckdb'", "is read-only"),
+    ("select 1; drop table raw.labels", "runs one statement per call"),
 ])
-def test_sql_refuses_writes(built, statement):
+def test_sql_refuses_writes(built, statement, refusal):
     folder = built.source.rsplit("/", 1)[0]
     result = mlwatch("sql", statement, cwd=folder)
     assert result.returncode == 2
-    assert "refused: `mlwatch sql` is read-only" in result.stderr
+    assert f"refused: `mlwatch sql` {refusal}" in result.stderr
     with duckdb.connect(str(built.warehouse), read_only=True) as con:
         assert con.execute("SELECT count(*) FROM raw.labels").fetchone()[0] > 0
 

@@ -1,8 +1,10 @@
 """Read-only ad-hoc SQL over the warehouse (`mlwatch sql`).
 
-The file is opened read-only, and statements other than queries are refused before
-they reach DuckDB, so a typo cannot change the warehouse and COPY/ATTACH cannot write
-elsewhere either.
+Two guards, because a query string is untrusted. Before DuckDB runs anything, the string
+must hold exactly one statement and it must be a query, so a typo cannot change the
+warehouse and a second statement cannot hide behind a first. The connection itself
+(warehouse.connect_reader) can read the warehouse file and nothing else, so even a query
+that is a SELECT cannot reach a file, the network or an extension.
 """
 
 from __future__ import annotations
@@ -37,6 +39,11 @@ def check_read_only(sql: str) -> list[str]:
         raise UsageError(f"cannot parse the query: {str(exc).splitlines()[0]}") from None
     if not statements:
         raise UsageError("no SQL statement given")
+    if len(statements) > 1:
+        raise UsageError(
+            f"refused: `mlwatch sql` runs one statement per call and this holds {len(statements)} "
+            f"(the second begins: {statements[1].query.strip()[:60]}); run them one at a time"
+        )
     for statement in statements:
         if statement.type not in ALLOWED:
             kind = statement.type.name.replace("_", " ")
@@ -59,7 +66,17 @@ def run_query(warehouse: Path, sql: str) -> list[QueryResult]:
         for statement in statements:
             try:
                 cursor = con.execute(statement)
+            except duckdb.PermissionException as exc:
+                what = str(exc).splitlines()[0].removeprefix("Permission Error: ").split(" - ")[0]
+                raise UsageError(
+                    f"refused: {what}. `mlwatch sql` reads the warehouse and nothing else (no other file, no "
+                    "network, no extension); to export a result, use --format csv or --format json and "
+                    "redirect the output"
+                ) from None
             except duckdb.Error as exc:
+                if "configuration has been locked" in str(exc):
+                    raise UsageError("refused: `mlwatch sql` cannot change DuckDB's settings: "
+                                     f"{str(exc).splitlines()[0]}") from None
                 raise UsageError(f"query failed: {str(exc).strip()}") from None
             columns = [d[0] for d in cursor.description] if cursor.description else []
             results.append(QueryResult(columns=columns, rows=cursor.fetchall() if columns else []))

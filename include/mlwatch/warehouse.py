@@ -4,6 +4,9 @@ DuckDB allows one read-write process per file, and while it is open other proces
 cannot open it at all. Writers therefore take an advisory file lock first and wait
 for it, so the CLI, the nightly DAG and a backfill queue up instead of failing;
 readers open read-only and, if a writer holds the file, say so plainly.
+
+Every reader is also sandboxed: its queries may come from a user (`mlwatch sql`, the
+Airflow plugin), so it can read the warehouse it opened and nothing else.
 """
 
 from __future__ import annotations
@@ -83,6 +86,19 @@ def connect_writer(path: Path, *, locked: bool = False) -> Iterator[duckdb.DuckD
         yield con
 
 
+# A reader's connection sees the warehouse file and nothing else: no other file (so no
+# /proc/self/environ and its Slack token), no network, no extension installed or loaded at
+# query time (an http path would otherwise make DuckDB download httpfs), and settings that
+# a query cannot change back.
+READER_CONFIG = {
+    "enable_external_access": False,
+    "autoinstall_known_extensions": False,
+    "autoload_known_extensions": False,
+    "allow_community_extensions": False,
+    "allow_unsigned_extensions": False,
+}
+
+
 @contextlib.contextmanager
 def connect_reader(path: Path) -> Iterator[duckdb.DuckDBPyConnection]:
     path = Path(path)
@@ -91,7 +107,7 @@ def connect_reader(path: Path) -> Iterator[duckdb.DuckDBPyConnection]:
             f"warehouse {path} does not exist yet; run `mlwatch run --date D` or `mlwatch demo` first"
         )
     try:
-        con = duckdb.connect(str(path), read_only=True)
+        con = duckdb.connect(str(path), read_only=True, config=READER_CONFIG)
     except duckdb.IOException as exc:
         if "lock" in str(exc).lower():
             raise WarehouseBusyError(
@@ -101,6 +117,8 @@ def connect_reader(path: Path) -> Iterator[duckdb.DuckDBPyConnection]:
         raise
     try:
         _configure(con)
+        # Locked last: TimeZone (an ICU setting) cannot be passed to connect().
+        con.execute("SET lock_configuration = true")
         yield con
     finally:
         con.close()
