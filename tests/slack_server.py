@@ -1,12 +1,17 @@
 """A local HTTP server that speaks enough of the Slack Web API for the real slack-sdk client.
 
-It answers chat.postMessage, chat.update and auth.test like Slack does (form or JSON
-bodies, `ok`/`error` JSON answers, 429 with Retry-After), records every request, and
-can be told to fail the next requests, so tests exercise the client's own retry logic.
+It answers chat.postMessage, chat.update, conversations.history, conversations.replies,
+conversations.list and auth.test like Slack does (form or JSON bodies, `ok`/`error` JSON
+answers, 429 with Retry-After, channel ids: a post may name '#channel', the other methods
+need the id it answered with; message metadata returned only with include_all_metadata),
+keeps the messages it accepted per channel, records every request, and can be told to fail
+the next requests, so tests exercise the client's own retry logic. One failure, "500 after
+posting", keeps the message and still answers 500, as Slack can.
 """
 
 from __future__ import annotations
 
+import hashlib
 import itertools
 import json
 import threading
@@ -28,8 +33,16 @@ class Request:
 class FakeSlack:
     token: str = "xoxb-test-token-not-secret"
     requests: list[Request] = field(default_factory=list)
-    # Responses to give before answering normally: ("429", seconds) or ("500", None).
+    # Responses to give before answering normally: ("429", seconds), ("500", None) or
+    # ("500 after posting", None) (a post is kept, the answer is 500 all the same).
     failures: list[tuple[str, float | None]] = field(default_factory=list)
+    # Accepted messages per channel id: dicts with ts, text, thread_ts, metadata, blocks.
+    messages: dict[str, list[dict]] = field(default_factory=dict)
+    # Methods answered {"ok": false, "error": "missing_scope"}, as for a bot without the scope.
+    missing_scopes: set[str] = field(default_factory=set)
+    # The workspace's channels (conversations.list), the bot in each.
+    channels: set[str] = field(default_factory=lambda: {"general", "ml-alerts", "toy-alerts", "payments-ml-alerts",
+                                                         "logistics-ml-alerts"})
 
     def __post_init__(self) -> None:
         self._ts = itertools.count(1)
@@ -43,6 +56,69 @@ class FakeSlack:
 
     def posts(self, method: str = "chat.postMessage") -> list[dict]:
         return [r.body for r in self.requests if r.method == method]
+
+    @staticmethod
+    def channel_id(channel: str) -> str:
+        """The id of a channel named '#name' (or 'name'); an id stands for itself."""
+        if channel.startswith("C") and channel[1:].isalnum() and channel.isupper():
+            return channel
+        return "C" + hashlib.sha1(channel.lstrip("#").encode()).hexdigest()[:9].upper()
+
+    def in_channel(self, channel: str, *, replies: bool = False) -> list[dict]:
+        """The messages Slack shows in a channel: top-level ones, or with replies=True only the replies."""
+        return [m for m in self.messages.get(self.channel_id(channel), [])
+                if bool(m.get("thread_ts")) == replies]
+
+    def _post(self, body: dict) -> dict:
+        channel = self.channel_id(body["channel"])
+        ts = f"{int(time.time())}.{next(self._ts):06d}"    # Slack's ts is the posting time
+        meta = body.get("metadata")
+        message = {"ts": ts, "text": body.get("text"), "thread_ts": body.get("thread_ts"),
+                   "metadata": json.loads(meta) if isinstance(meta, str) else meta,
+                   "blocks": body.get("blocks")}
+        self.messages.setdefault(channel, []).append(message)
+        return {"ok": True, "channel": channel, "ts": ts, "message": {"text": body.get("text"), "ts": ts}}
+
+    def _listing(self, messages: list[dict], body: dict) -> dict:
+        oldest = float(body.get("oldest") or 0)
+        shown = []
+        for message in sorted(messages, key=lambda m: m["ts"], reverse=True):
+            if float(message["ts"]) < oldest:
+                continue
+            item = {"type": "message", "ts": message["ts"], "text": message["text"]}
+            if message.get("thread_ts"):
+                item["thread_ts"] = message["thread_ts"]
+            if message.get("metadata") and str(body.get("include_all_metadata")).lower() in ("1", "true"):
+                item["metadata"] = message["metadata"]
+            shown.append(item)
+        return {"ok": True, "messages": shown, "has_more": False, "response_metadata": {"next_cursor": ""}}
+
+    def _answer_method(self, method: str, body: dict) -> dict:
+        if method in self.missing_scopes:
+            return {"ok": False, "error": "missing_scope"}
+        if method == "auth.test":
+            return {"ok": True, "team": "test", "user": "mlwatch"}
+        if method == "chat.postMessage":
+            return self._post(body)
+        if method == "conversations.list":
+            return {"ok": True, "channels": [{"id": self.channel_id(n), "name": n} for n in sorted(self.channels)],
+                    "response_metadata": {"next_cursor": ""}}
+        channel = body.get("channel") or ""
+        if channel != self.channel_id(channel):
+            return {"ok": False, "error": "channel_not_found"}    # these methods need the channel's id
+        if method == "chat.update":
+            found = [m for m in self.messages.get(channel, []) if m["ts"] == body.get("ts")]
+            if not found:
+                return {"ok": False, "error": "message_not_found"}
+            found[0].update(text=body.get("text"), blocks=body.get("blocks"))
+            return {"ok": True, "channel": channel, "ts": body["ts"], "text": body.get("text")}
+        if method == "conversations.history":
+            return self._listing([m for m in self.messages.get(channel, []) if not m.get("thread_ts")], body)
+        if method == "conversations.replies":
+            thread = body.get("ts")
+            return self._listing([m for m in self.messages.get(channel, [])
+                                  if m["ts"] == thread or m.get("thread_ts") == thread], body)
+        return {"ok": False, "error": "unknown_method"}
 
     def start(self) -> "FakeSlack":
         fake = self
@@ -65,21 +141,21 @@ class FakeSlack:
                 if failure and failure[0] == "429":
                     self._answer(429, {"ok": False, "error": "ratelimited"}, {"Retry-After": str(int(failure[1]))})
                     return
+                auth = self.headers.get("Authorization", "")
+                if failure and failure[0] == "500 after posting" and auth == f"Bearer {fake.token}":
+                    with fake._lock:
+                        fake._answer_method(method, body)
+                    self._answer(500, {"ok": False, "error": "internal_error"})
+                    return
                 if failure and failure[0] == "500":
                     self._answer(500, {"ok": False, "error": "internal_error"})
                     return
-                auth = self.headers.get("Authorization", "")
                 if auth != f"Bearer {fake.token}":
                     self._answer(200, {"ok": False, "error": "invalid_auth"})
                     return
-                if method == "auth.test":
-                    self._answer(200, {"ok": True, "team": "test", "user": "mlwatch"})
-                elif method in ("chat.postMessage", "chat.update"):
-                    ts = body.get("ts") or f"1700000000.{next(fake._ts):06d}"
-                    self._answer(200, {"ok": True, "channel": body.get("channel"), "ts": ts,
-                                       "message": {"text": body.get("text"), "ts": ts}})
-                else:
-                    self._answer(200, {"ok": False, "error": "unknown_method"})
+                with fake._lock:
+                    answer = fake._answer_method(method, body)
+                self._answer(200, answer)
 
             def _answer(self, status: int, payload: dict, headers: dict | None = None) -> None:
                 data = json.dumps(payload).encode()

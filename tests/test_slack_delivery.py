@@ -1,5 +1,6 @@
 """Delivery through the real slack-sdk client to a local server speaking the Slack Web API."""
 
+import dataclasses
 import datetime as dt
 import json
 import logging
@@ -126,3 +127,91 @@ def test_without_slack_messages_go_to_the_local_outbox_once(config):
     with duckdb.connect(str(config.warehouse), read_only=True) as con:
         assert con.execute("SELECT count(*) FROM marts.alerts WHERE notified_at IS NOT NULL "
                            "AND slack_channel = '#toy-alerts'").fetchone()[0] == 2
+
+
+# --- exactly once across crashes -------------------------------------------------------------
+
+def crash_notify(config, night, point, slack):
+    """Run the notify step in another process that kills itself with SIGKILL at `point`."""
+    import os
+    import signal
+    import subprocess
+    import sys
+
+    result = subprocess.run([sys.executable, "-m", "tests.crash_notify", config.source, night.isoformat(), point],
+                            capture_output=True, text=True, timeout=300,
+                            env={**os.environ, "MLWATCH_SLACK_TOKEN": slack.token,
+                                 "MLWATCH_SLACK_BASE_URL": slack.base_url})
+    assert result.returncode == (0 if point == "none" else -signal.SIGKILL), result.stderr
+    return result
+
+
+def by_message_id(slack, channel="#toy-alerts", replies=False):
+    ids = [m["metadata"]["event_payload"]["message_id"] for m in slack.in_channel(channel, replies=replies)]
+    return {i: ids.count(i) for i in ids}
+
+
+@pytest.mark.parametrize("point", ["before_post", "after_answer"])
+def test_a_crash_during_notify_posts_each_alert_once(config, fake_slack, point):
+    crash_notify(config, NIGHT, point, fake_slack)
+    assert len(fake_slack.in_channel("#toy-alerts")) == (1 if point == "after_answer" else 0)
+    result = notify(config)                    # the next run: reconciles, then sends the rest
+    assert result.failed == [] and len(result.sent) == 2
+    assert by_message_id(fake_slack) == {m: 1 for m, _, _, _, _ in outbox(config)}
+    assert [(r[1], r[3] is not None) for r in outbox(config)] == [("sent", True), ("sent", True)]
+    # the ts recorded is the one Slack has, so later edits reach the one message
+    assert {r[3] for r in outbox(config)} == {m["ts"] for m in fake_slack.in_channel("#toy-alerts")}
+    assert notify(config).queued == 0 and len(fake_slack.in_channel("#toy-alerts")) == 2
+
+
+@pytest.mark.parametrize("point", ["before_reply", "after_reply"])
+def test_a_crash_while_resolving_replies_in_the_thread_once(tmp_path, fake_slack, point):
+    cost = Candidate(kind="cost_over_budget", model_name="toy", dedupe_key="cost_over_budget|toy", severity="warning",
+                     title="toy: cost per prediction over budget", run_date=NIGHT, since=NIGHT)
+    config = toy_config(tmp_path, edit=lambda d: d["models"]["toy"]["playbooks"].update(cost_over_budget="retrain"))
+    with connect_writer(config.warehouse) as con:
+        ensure_tables(con, config)
+        lifecycle.apply(con, config, NIGHT, [cost])
+    assert len(notify(config).sent) == 1
+    next_night = NIGHT + dt.timedelta(days=1)
+    with connect_writer(config.warehouse) as con:
+        assert lifecycle.apply(con, config, next_night, []).resolved     # the cost came back under budget
+    crash_notify(config, next_night, point, fake_slack)
+    with connect_writer(config.warehouse) as con:
+        result = delivery.deliver(con, config)
+    assert result.failed == [] and len(result.sent) == 1
+    [opened] = fake_slack.in_channel("#toy-alerts")
+    assert "RESOLVED" in json.dumps(opened["blocks"])                   # the original message, edited
+    replies = fake_slack.in_channel("#toy-alerts", replies=True)
+    assert len(replies) == 1 and replies[0]["thread_ts"] == opened["ts"]
+    assert replies[0]["metadata"]["event_payload"]["message_id"].endswith(":resolved")
+
+
+def test_slack_erring_after_it_posted_does_not_post_twice(config, fake_slack):
+    fake_slack.failures = [("500 after posting", None)]
+    result = notify(config)
+    assert result.failed == [] and len(result.sent) == 2
+    assert len(fake_slack.posts()) == 2                # checked the channel, found it, did not post again
+    assert sorted(by_message_id(fake_slack).values()) == [1, 1]
+
+
+def test_without_history_scope_a_message_of_unknown_fate_is_posted_again_and_said_so(config, fake_slack, caplog):
+    fake_slack.missing_scopes = {"conversations.history"}
+    fake_slack.failures = [("500 after posting", None)]
+    result = notify(config)
+    assert len(result.sent) == 2
+    assert sorted(by_message_id(fake_slack).values()) == [1, 2]       # a page twice beats a page lost
+    assert "may show twice" in caplog.text and "channels:history" in caplog.text
+
+
+def test_edits_use_the_channel_id_slack_answered_with(config, fake_slack):
+    notify(config)
+    with connect_writer(config.warehouse) as con:
+        later = [dataclasses.replace(c, run_date=NIGHT + dt.timedelta(days=1))
+                 for c in (candidate(), candidate("performance_drop|toy|roc_auc|1d"))]
+        lifecycle.apply(con, config, NIGHT + dt.timedelta(days=1), later)
+        delivery.enqueue(con, config, NIGHT + dt.timedelta(days=1))
+        result = delivery.deliver(con, config)
+    assert result.failed == [] and len(result.sent) == 2
+    updates = fake_slack.posts("chat.update")
+    assert {u["channel"] for u in updates} == {FakeSlack.channel_id("#toy-alerts")}

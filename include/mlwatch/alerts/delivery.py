@@ -7,8 +7,8 @@ enqueue() decides, for one night, what to say:
   - an edit and a thread reply when an alert resolves;
   - one digest per channel: drift without impact, and the alerts over budget.
 deliver() then sends what is pending, oldest first. A message is queued once (its
-message_id is its key), sent once, and its Slack timestamp recorded; a run that cannot
-reach Slack leaves it pending for the next run. With no Slack configured, messages are
+message_id is its key), sent once even across a crash (mlwatch.alerts.posting), and its
+Slack timestamp recorded; a run that cannot reach Slack leaves it pending for the next run. With no Slack configured, messages are
 kept locally: marked 'local' and appended to <reports>/outbox.jsonl, and the console
 says so.
 """
@@ -25,7 +25,7 @@ from typing import Any
 
 import duckdb
 
-from mlwatch.alerts import messages, slack
+from mlwatch.alerts import messages, posting, slack
 from mlwatch.config import Config
 
 log = logging.getLogger(__name__)
@@ -45,7 +45,8 @@ CREATE TABLE IF NOT EXISTS ops.outbox (
     delivered_at TIMESTAMP,
     slack_ts VARCHAR,
     target VARCHAR,                -- for edits: the message_id of the message edited
-    alert_ids VARCHAR[]            -- for a digest: the alerts it tells about
+    alert_ids VARCHAR[],           -- for a digest: the alerts it tells about
+    attempted_at TIMESTAMP         -- a post began whose outcome is unknown (UTC): check Slack before posting again
 )
 """
 # chat.postMessage allows about one message per second per channel.
@@ -66,8 +67,9 @@ class DeliveryResult:
 
 def ensure_tables(con: duckdb.DuckDBPyConnection) -> None:
     con.execute(OUTBOX_DDL)
-    for column, kind in (("target", "VARCHAR"), ("alert_ids", "VARCHAR[]")):
+    for column, kind in (("target", "VARCHAR"), ("alert_ids", "VARCHAR[]"), ("attempted_at", "TIMESTAMP")):
         con.execute(f"ALTER TABLE ops.outbox ADD COLUMN IF NOT EXISTS {column} {kind}")
+    posting.ensure_tables(con)
 
 
 def _rows(cursor: duckdb.DuckDBPyConnection) -> list[dict[str, Any]]:
@@ -173,11 +175,10 @@ def deliver(con: duckdb.DuckDBPyConnection, config: Config) -> DeliveryResult:
         if wait > 0:
             time.sleep(wait)
         try:
-            ts = _send(web, row, original[1] if original else None)
+            ts = _send(con, web, row, original[1] if original else None)
         except Exception as exc:  # Slack down or refusing: keep it pending for the next run
             error = _describe(exc)
-            con.execute("UPDATE ops.outbox SET attempts = attempts + 1, last_error = ? WHERE message_id = ?",
-                        [error, row["message_id"]])
+            con.execute("UPDATE ops.outbox SET last_error = ? WHERE message_id = ?", [error, row["message_id"]])
             result.failed.append((row["message_id"], error))
             log.error("Slack delivery of %s to %s failed: %s; it stays in the outbox", row["message_id"],
                       row["channel"], error)
@@ -188,18 +189,17 @@ def deliver(con: duckdb.DuckDBPyConnection, config: Config) -> DeliveryResult:
     return result
 
 
-def _send(web, row: dict, original_ts: str | None) -> str | None:
+def _send(con: duckdb.DuckDBPyConnection, web, row: dict, original_ts: str | None) -> str | None:
     payload = json.loads(row["payload"])
-    metadata = {"event_type": "mlwatch_message", "event_payload": {"message_id": row["message_id"]}}
     if row["kind"] in ("alert_update", "alert_resolved"):
-        web.chat_update(channel=row["channel"], ts=original_ts, **payload)
+        if row["kind"] == "alert_update":
+            con.execute("UPDATE ops.outbox SET attempts = attempts + 1 WHERE message_id = ?", [row["message_id"]])
+        posting.update(con, web, row["channel"], original_ts, payload)
         if row["kind"] == "alert_resolved":
             reply = messages.render_thread_reply(messages.Message(**_message_fields(row["message"])))
-            web.chat_postMessage(channel=row["channel"], thread_ts=original_ts, **reply)
+            posting.post_once(con, web, row, reply, thread_ts=original_ts)
         return original_ts
-    response = web.chat_postMessage(channel=row["channel"], unfurl_links=False, unfurl_media=False,
-                                    metadata=metadata, **payload)
-    return response.get("ts")
+    return posting.post_once(con, web, row, payload)
 
 
 def _message_fields(text: str) -> dict:
@@ -213,8 +213,15 @@ def _message_fields(text: str) -> dict:
 def _keep_local(con: duckdb.DuckDBPyConnection, config: Config, pending: list[dict], result: DeliveryResult) -> None:
     path = Path(config.reports) / "outbox.jsonl"
     path.parent.mkdir(parents=True, exist_ok=True)
+    # A run killed after writing the file but before marking the rows wrote them already.
+    written = _ids_written(path)
+    cut_short = path.exists() and path.stat().st_size and not path.read_bytes().endswith(b"\n")
     with open(path, "a") as out:
+        if cut_short:
+            out.write("\n")
         for row in pending:
+            if row["message_id"] in written:
+                continue
             out.write(json.dumps({"message_id": row["message_id"], "channel": row["channel"], "kind": row["kind"],
                                   "run_date": row["run_date"].isoformat(), **json.loads(row["payload"])},
                                  sort_keys=True) + "\n")
@@ -225,10 +232,20 @@ def _keep_local(con: duckdb.DuckDBPyConnection, config: Config, pending: list[di
                 slack.TOKEN_ENV, config.slack.connection_id, len(pending), path)
 
 
+def _ids_written(path: Path) -> set[str]:
+    ids = set()
+    for line in path.read_text().splitlines() if path.exists() else []:
+        try:
+            ids.add(json.loads(line)["message_id"])
+        except (ValueError, KeyError, TypeError):
+            continue      # a line cut short by a crash: its message is written again whole
+    return ids
+
+
 def _mark_delivered(con: duckdb.DuckDBPyConnection, row: dict, status: str, ts: str | None) -> None:
     con.execute(
-        "UPDATE ops.outbox SET status = ?, attempts = attempts + 1, last_error = NULL, "
-        "delivered_at = now()::TIMESTAMP, slack_ts = ? WHERE message_id = ?",
+        "UPDATE ops.outbox SET status = ?, attempts = greatest(attempts, 1), last_error = NULL, "
+        "attempted_at = NULL, delivered_at = now()::TIMESTAMP, slack_ts = ? WHERE message_id = ?",
         [status, ts, row["message_id"]],
     )
     alert_ids = [row["alert_id"]] if row["kind"] == "alert_opened" else \

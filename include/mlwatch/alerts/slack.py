@@ -12,7 +12,10 @@ import json
 import logging
 import os
 from dataclasses import dataclass
+from urllib.error import URLError
 from urllib.parse import parse_qs, unquote, urlsplit
+
+from slack_sdk.http_retry.builtin_handlers import ConnectionErrorRetryHandler, RateLimitErrorRetryHandler
 
 from mlwatch.config import Config
 
@@ -75,20 +78,26 @@ def resolve(config: Config) -> SlackTarget | None:
     return None
 
 
+class RefusedConnectionRetryHandler(ConnectionErrorRetryHandler):
+    """Retries only a connection that was refused: then the request never left."""
+
+    def _can_retry(self, *, state, request, response=None, error=None) -> bool:
+        reason = error.reason if isinstance(error, URLError) else error
+        return response is None and isinstance(reason, ConnectionRefusedError)
+
+
 def client(target: SlackTarget):
-    """A slack-sdk WebClient that retries on 429 (honouring Retry-After) and on 5xx."""
+    """A slack-sdk WebClient that waits out 429 (honouring Retry-After) and retries a refused connection.
+
+    Nothing else is retried here: after a 5xx or a broken connection a post may have
+    reached Slack, so mlwatch.alerts.posting checks the channel before trying again.
+    """
     from slack_sdk import WebClient
-    from slack_sdk.http_retry.builtin_handlers import (
-        ConnectionErrorRetryHandler,
-        RateLimitErrorRetryHandler,
-        ServerErrorRetryHandler,
-    )
 
     kwargs = {"token": target.token, "timeout": 30}
     if target.base_url:
         kwargs["base_url"] = target.base_url if target.base_url.endswith("/") else target.base_url + "/"
     return WebClient(**kwargs, retry_handlers=[
-        ConnectionErrorRetryHandler(max_retry_count=2),
+        RefusedConnectionRetryHandler(max_retry_count=2),
         RateLimitErrorRetryHandler(max_retry_count=3),
-        ServerErrorRetryHandler(max_retry_count=3),
     ])
