@@ -107,6 +107,37 @@ def test_run_with_bad_data_exits_1_names_the_file_and_completes_the_night(tmp_pa
         assert con.execute("SELECT count(*) FROM marts.performance WHERE window_end = DATE '2026-03-02'").fetchone()[0] > 0
 
 
+def test_run_exits_1_while_a_message_is_undelivered_and_deliver_sends_it_once(tmp_path):
+    import socket
+
+    from tests.slack_server import FakeSlack
+
+    config = toy_config(tmp_path)
+    write_toy_day(config.landing, dt.date(2026, 3, 1))
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        refused = f"http://127.0.0.1:{probe.getsockname()[1]}/api/"
+    slack = {"MLWATCH_SLACK_TOKEN": "xoxb-cli-test", "MLWATCH_SLACK_BASE_URL": refused}
+    result = mlwatch("run", "--date", "2026-03-01", cwd=tmp_path, env=slack)
+    assert result.returncode == 1, result.stderr
+    assert "NOT DELIVERED report:#ml-alerts:2026-03-01 to #ml-alerts" in result.stderr
+    assert "Connection refused" in result.stderr and "the next run sends them" in result.stderr
+    assert "`mlwatch deliver` sends them now" in result.stderr
+    assert "xoxb-cli-test" not in result.stderr + result.stdout
+    assert mlwatch("deliver", cwd=tmp_path, env=slack).returncode == 1        # Slack still down
+
+    server = FakeSlack(token="xoxb-cli-test").start()
+    try:
+        up = {**slack, "MLWATCH_SLACK_BASE_URL": server.base_url}
+        sent = mlwatch("deliver", cwd=tmp_path, env=up)
+        assert sent.returncode == 0 and "sent to Slack" in sent.stdout, sent.stderr
+        again = mlwatch("deliver", cwd=tmp_path, env=up)
+        assert again.returncode == 0 and "Nothing pending" in again.stdout
+        assert len(server.posts()) == len(server.in_channel("#ml-alerts")) + len(server.in_channel("#toy-alerts")) >= 1
+    finally:
+        server.stop()
+
+
 def test_alerts_command_lists_the_alert_table(built):
     folder = built.source.rsplit("/", 1)[0]
     result = mlwatch("alerts", "--status", "open", cwd=folder)

@@ -103,9 +103,16 @@ def test_nightly_dag_run_on_demo_data_fills_the_marts(airflow_db, dagbag, demo_l
     assert loaded == day   # nothing after the night it processed
 
 
-def test_a_bad_partition_fails_its_feed_task_and_the_night_goes_on(airflow_db, dagbag, demo_landing, tmp_path,
-                                                                  monkeypatch):
+def test_a_bad_partition_or_an_undelivered_message_fails_its_task_and_the_night_goes_on(
+        airflow_db, dagbag, demo_landing, tmp_path, monkeypatch):
     import shutil
+    import socket
+
+    with socket.socket() as probe:           # a port nobody listens on: Slack refuses the connection
+        probe.bind(("127.0.0.1", 0))
+        refused = probe.getsockname()[1]
+    monkeypatch.setenv("MLWATCH_SLACK_TOKEN", "xoxb-not-reached")
+    monkeypatch.setenv("MLWATCH_SLACK_BASE_URL", f"http://127.0.0.1:{refused}/api/")
 
     landing = tmp_path / "landing"
     shutil.copytree(demo_landing, landing, ignore=lambda d, names: [n for n in names if n > "dt=2026-08-10"
@@ -118,8 +125,12 @@ def test_a_bad_partition_fails_its_feed_task_and_the_night_goes_on(airflow_db, d
     assert states["ingest_costs"] == "failed" and states["all_feeds_loaded"] == "upstream_failed"
     assert {states[t] for t in ("ingest_predictions", "ingest_labels", "ingest_stages", "build",
                                 "evaluate_alerts", "notify")} == {"success"}
+    # Slack refused the report's summary (the night raised no alert): its task fails, the page is written.
+    assert states["report"] == "failed"
+    assert (config.reports / "daily" / "2026-08-10.html").exists()
     assert run.state == "failed"
     with duckdb.connect(str(config.warehouse), read_only=True) as con:
         error = con.execute("SELECT error FROM ops.ingest_partitions WHERE status = 'failed'").fetchone()[0]
+        assert con.execute("SELECT count(*) FROM ops.outbox WHERE status = 'pending'").fetchone()[0] >= 1
         assert con.execute("SELECT count(*) FROM marts.performance WHERE window_end = DATE '2026-08-10'").fetchone()[0] > 0
     assert "costs/dt=2026-08-10/costs.csv: column model_name is missing (rule: required column" in error

@@ -109,7 +109,17 @@ def _exit_for(report: nightly.RunReport) -> None:
     if report.failed_partitions:
         err.print(f"{len(report.failed_partitions)} partition(s) failed their data checks; the rest of the "
                   "night completed. Fix or replace the files named above and run the same date again.")
+    _say_undelivered(report.undelivered)
+    if not report.ok:
         raise typer.Exit(1)
+
+
+def _say_undelivered(undelivered: list[tuple[str, str, str | None]]) -> None:
+    for message_id, channel, error in undelivered:
+        err.print(f"[red]NOT DELIVERED[/red] {message_id} to {channel}: {error}", highlight=False)
+    if undelivered:
+        err.print(f"{len(undelivered)} message(s) could not be delivered; they stay in the outbox (ops.outbox) and "
+                  "the next run sends them. Once Slack answers again, `mlwatch deliver` sends them now.")
 
 
 @app.command()
@@ -131,6 +141,27 @@ def backfill(start: str = typer.Option(..., "--start", help="First date (YYYY-MM
     report = nightly.backfill(cfg, _date(start, "--start"), _date(end, "--end"), progress=_Progress())
     _summary(report)
     _exit_for(report)
+
+
+@app.command()
+def deliver(config: Optional[Path] = ConfigOption) -> None:
+    """Send the messages the outbox still holds (a failed delivery leaves them pending)."""
+    from mlwatch.alerts import delivery
+    from mlwatch.warehouse import connect_writer
+
+    cfg = _config(config)
+    with connect_writer(cfg.warehouse) as con:
+        result = delivery.deliver(con, cfg)
+    if not result.queued:
+        out.print("Nothing pending: every message has been delivered.")
+    if result.sent:
+        out.print(f"{len(result.sent)} message(s) sent to {result.target}")
+    if result.kept_local:
+        out.print(f"{len(result.kept_local)} message(s) written to {Path(cfg.reports) / 'outbox.jsonl'} "
+                  "(Slack is not configured)")
+    _say_undelivered(result.undelivered)
+    if result.undelivered:
+        raise typer.Exit(1)
 
 
 @app.command()

@@ -39,6 +39,8 @@ class RunReport:
     alerts: lifecycle.LifecycleResult | None = None
     delivery: delivery.DeliveryResult | None = None
     report: object | None = None          # mlwatch.report.Written
+    # Messages the outbox still holds at the end of the night (message_id, channel, error)
+    undelivered: list[tuple[str, str, str | None]] = field(default_factory=list)
 
     @property
     def failed_partitions(self) -> list[ingest.PartitionResult]:
@@ -46,7 +48,7 @@ class RunReport:
 
     @property
     def ok(self) -> bool:
-        return not self.failed_partitions and not (self.delivery and self.delivery.failed)
+        return not self.failed_partitions and not self.undelivered
 
 
 def _say(progress: Progress | None, text: str) -> None:
@@ -183,7 +185,10 @@ def report_link(config: Config, path) -> str:
 
 
 def step_report(config: Config, run_date: dt.date, *, progress: Progress | None = None):
-    """Write the day's HTML report and post its summary with a link (once per night)."""
+    """Write the day's HTML report and post its summary with a link (once per night).
+
+    Returns the page written and what the outbox still holds after this last delivery.
+    """
     from mlwatch import report
 
     with connect_writer(config.warehouse) as con, self_measure.recorded(con, run_date, "reporting") as measured:
@@ -194,7 +199,7 @@ def step_report(config: Config, run_date: dt.date, *, progress: Progress | None 
     _say(progress, f"report {run_date}: {written.path} ({written.charts} charts)")
     if sent.kept_local:
         _say(progress, f"report: summary written to {config.reports / 'outbox.jsonl'} (Slack is not configured)")
-    return written
+    return written, sent.undelivered
 
 
 def run_night(config: Config, run_date: dt.date, *, progress: Progress | None = None) -> RunReport:
@@ -204,7 +209,7 @@ def run_night(config: Config, run_date: dt.date, *, progress: Progress | None = 
     report.model_seconds = step_build(config, run_date, progress=progress)
     report.alerts = step_alerts(config, run_date, progress=progress)
     report.delivery = step_notify(config, run_date, progress=progress)
-    report.report = step_report(config, run_date, progress=progress)
+    report.report, report.undelivered = step_report(config, run_date, progress=progress)
     return report
 
 
@@ -226,5 +231,5 @@ def backfill(config: Config, start: dt.date, end: dt.date, *, progress: Progress
     report.model_seconds = step_build(config, end, start, progress=progress)
     report.alerts = step_alerts(config, end, progress=progress)
     report.delivery = step_notify(config, end, progress=progress)
-    report.report = step_report(config, end, progress=progress)
+    report.report, report.undelivered = step_report(config, end, progress=progress)
     return report

@@ -63,6 +63,8 @@ class DeliveryResult:
     failed: list[tuple[str, str]] = field(default_factory=list)
     waiting: list[str] = field(default_factory=list)
     target: str = "outbox"
+    # Every message still pending once this delivery ended, this night's or older: (message_id, channel, error)
+    undelivered: list[tuple[str, str, str | None]] = field(default_factory=list)
 
 
 def ensure_tables(con: duckdb.DuckDBPyConnection) -> None:
@@ -147,6 +149,19 @@ def enqueue_report(con: duckdb.DuckDBPyConnection, config: Config, run_date: dt.
 def deliver(con: duckdb.DuckDBPyConnection, config: Config) -> DeliveryResult:
     """Send every pending message, oldest first; record what happened to each."""
     ensure_tables(con)
+    result = _deliver(con, config)
+    result.undelivered = undelivered(con)
+    return result
+
+
+def undelivered(con: duckdb.DuckDBPyConnection) -> list[tuple[str, str, str | None]]:
+    """Messages the outbox still holds: (message_id, channel, last error or why it waits)."""
+    return [tuple(row) for row in con.execute(
+        "SELECT message_id, channel, coalesce(last_error, 'waits for the message it edits') FROM ops.outbox "
+        "WHERE status = 'pending' ORDER BY run_date, message_id").fetchall()]
+
+
+def _deliver(con: duckdb.DuckDBPyConnection, config: Config) -> DeliveryResult:
     result = DeliveryResult()
     pending = _rows(con.execute("SELECT * FROM ops.outbox WHERE status = 'pending'"))
     pending.sort(key=lambda r: (r["run_date"], ACTION_ORDER.get(r["kind"], 9), r["message_id"]))
