@@ -163,3 +163,17 @@ def test_prediction_delivered_again_in_a_later_partition_is_a_duplicate(toy):
     load(toy, later)
     rules = query(toy, "SELECT rules, reasons FROM quarantine.predictions")
     assert rules == [(["duplicate:model_name/prediction_id"], f"prediction_id: already delivered in partition dt={DAY}")]
+
+
+def test_a_failed_partition_is_read_again_until_it_loads_and_its_failure_clears(toy):
+    older = DAY - dt.timedelta(days=1)
+    load(toy)
+    bad = toy.landing / "predictions" / f"dt={older}" / "bad.csv"
+    bad.write_bytes(b"id,model,score\n1,toy,0.3\n")
+    assert [(r.feed, r.day) for r in load(toy) if r.status == "failed"] == [("predictions", older)]
+    bad.unlink()          # the fix puts back the files of the last good load: the same fingerprint
+    results = load(toy)
+    assert ("predictions", older, "loaded") in {(r.feed, r.day, r.status) for r in results}
+    assert query(toy, "SELECT count(*) FROM ops.ingest_partitions WHERE status = 'failed'") == [(0,)]
+    # and, loaded, it is left alone again
+    assert ("predictions", older) not in {(r.feed, r.day) for r in load(toy)}

@@ -7,8 +7,8 @@ conservation rows_read = rows_accepted + rows_quarantined can be checked. A file
 cannot be read at all fails its partition only, with the file, column and rule named.
 
 Which partitions: for a run on day D, the partition dt=D of every feed (always read
-again) and any older partition that is new or whose files changed since it was
-loaded. Backfills and nightly runs therefore load the same rows.
+again) and any older partition that is new, whose files changed since it was loaded,
+or that failed (until it loads). Backfills and nightly runs therefore load the same rows.
 """
 
 from __future__ import annotations
@@ -97,15 +97,21 @@ def ensure_tables(con: duckdb.DuckDBPyConnection, config: Config) -> dict[str, F
 
 def partitions_to_load(con: duckdb.DuckDBPyConnection, config: Config, feed: str,
                        run_date: dt.date, reread_from: dt.date | None = None) -> list[Partition]:
-    """Partitions up to run_date that are new or changed, plus every one from reread_from on."""
+    """Partitions up to run_date that are new, changed or failed last time, plus every one from reread_from on.
+
+    A failed partition is read again whatever its files look like: putting back the files
+    of its last good load gives the fingerprint of that load, and must still clear the failure.
+    """
     reread_from = reread_from or run_date
     loaded = dict(con.execute(
         "SELECT partition_date, fingerprint FROM ops.ingest_partitions WHERE feed = ? AND status IN ('loaded', 'empty')",
         [feed],
     ).fetchall())
+    failed = {day for (day,) in con.execute(
+        "SELECT partition_date FROM ops.ingest_partitions WHERE feed = ? AND status = 'failed'", [feed]).fetchall()}
     return [
         p for p in list_partitions(config.landing, feed, until=run_date)
-        if p.day >= reread_from or loaded.get(p.day) != p.fingerprint
+        if p.day >= reread_from or p.day in failed or loaded.get(p.day) != p.fingerprint
     ]
 
 
