@@ -177,3 +177,77 @@ def test_a_failed_partition_is_read_again_until_it_loads_and_its_failure_clears(
     assert query(toy, "SELECT count(*) FROM ops.ingest_partitions WHERE status = 'failed'") == [(0,)]
     # and, loaded, it is left alone again
     assert ("predictions", older) not in {(r.feed, r.day) for r in load(toy)}
+
+
+# --- telling the whole truth about what arrived ------------------------------------------------
+
+PREDICTION_HEADER = "prediction_id,model_name,model_version,event_at,predicted_at,score"
+
+
+def _row(i, extra=""):
+    return f"x{i},toy,v1,{DAY} 10:00:00,{DAY} 10:00:05,0.4{extra}"
+
+
+def test_a_nul_byte_quarantines_its_row_and_names_where_it_is(toy):
+    folder = toy.landing / "predictions" / f"dt={DAY}"
+    text = "\n".join([PREDICTION_HEADER, _row(1), _row(2).replace("x2", "x\x002"), _row(3)]) + "\n"
+    (folder / "nul.csv").write_bytes(text.encode())
+    [result] = [r for r in load(toy) if r.feed == "predictions" and r.day == DAY]
+    assert result.status == "loaded"                          # a stray NUL is not a UTF-16 file
+    nul = next(f for f in result.files if f.file.endswith("nul.csv"))
+    assert (nul.rows_read, nul.rows_accepted, nul.rows_quarantined) == (3, 2, 1)
+    assert query(toy, "SELECT rules, reasons FROM quarantine.predictions") == [
+        (["nul_byte:prediction_id"], "prediction_id: a NUL byte (0x00) at character 2 of the value, data row 2")]
+
+
+def test_a_nul_byte_in_json_lines_names_the_line(toy):
+    folder = toy.landing / "labels" / f"dt={DAY}"
+    (folder / "nul.jsonl").write_text(
+        '{"prediction_id": "toy-20260301-1", "model_name": "toy", "label": "1", "labeled_at": "2026-03-02T01:00:00"}\n'
+        '{"prediction_id": "toy-20260301-2", "model_name": "toy", "label": "1\\u0000", "labeled_at": "2026-03-02T01:00:00"}\n')
+    load(toy)
+    assert query(toy, "SELECT _line, reasons FROM quarantine.labels") == [
+        (2, "label: a NUL byte (0x00) at character 2 of the value, line 2")]
+
+
+def test_a_column_nobody_named_is_reported_not_dropped_silently(toy, tmp_path):
+    folder = toy.landing / "predictions" / f"dt={DAY}"
+    (folder / "extra.csv").write_text("\n".join([PREDICTION_HEADER + ",debug_blob", _row(1, ",a"), _row(2, ",b")]) + "\n")
+    load(toy)
+    assert query(toy, "SELECT model_name, rule, n_rows, example FROM ops.contract_warnings") == [(
+        "toy", "unknown_column:debug_blob", 2,
+        f"predictions/dt={DAY}/extra.csv: column debug_blob is not in the contract nor a configured feature, segment "
+        "or weight column; its values are not loaded (kept only in quarantined rows' records)")]
+
+
+def test_a_huge_value_is_shortened_in_messages_with_its_length(tmp_path):
+    def edit(data):
+        data["models"]["toy"]["features"] = {"channel": {"type": "categorical", "values": ["web", "app"]}}
+    config = toy_config(tmp_path, edit=edit)
+    huge = "z" * 1_000_000
+    frame = predictions_frame(DAY, n=2).assign(channel=["web", huge])
+    write_partition(config.landing, "predictions", DAY, frame, "p.parquet")
+    load(config)
+    [(example,)] = query(config, "SELECT example FROM ops.contract_warnings WHERE rule = 'in_set:channel'")
+    assert example.startswith("channel: 'zzzz") and example.endswith("… (1,000,002 characters) is not one of web, app")
+    assert len(example) < 200
+    assert query(config, "SELECT length(channel) FROM raw.predictions ORDER BY 1 DESC LIMIT 1") == [(1_000_000,)]
+
+
+def test_labels_that_cannot_join_a_prediction_are_counted_by_reason(toy):
+    load(toy, DAY - dt.timedelta(days=1))
+    folder = toy.landing / "labels" / f"dt={DAY}"
+    (folder / "orphans.csv").write_text(
+        "prediction_id,model_name,label,labeled_at\n"
+        f"never-predicted-1,toy,1,{DAY} 09:00:00\n"
+        f"never-predicted-2,toy,0,{DAY} 09:00:00\n"
+        f"toy-{DAY - dt.timedelta(days=1):%Y%m%d}-3,toy,1,{DAY} 09:00:00\n"      # its prediction is there
+        f"a-1,unconfigured_model,1,{DAY} 09:00:00\n")
+    [labels] = [r for r in load(toy) if r.feed == "labels" and r.day == DAY]
+    assert labels.rows_quarantined == 0                     # accepted: a prediction may still come
+    assert query(toy, "SELECT model_name, reason, n_labels, example_prediction_id FROM ops.label_orphans "
+                      "ORDER BY reason") == [("toy", "no_prediction", 2, "never-predicted-1"),
+                                             ("unconfigured_model", "unknown_model", 1, "a-1")]
+    # conservation still holds: orphans are accepted rows, counted apart
+    assert query(toy, "SELECT sum(rows_read) = sum(rows_accepted) + sum(rows_quarantined) FROM ops.ingest_files") \
+        == [(True,)]

@@ -8,6 +8,7 @@ the contract's types, and every row gets the list of rules it broke while being 
   partition:<col>   the row's UTC date is not the date of the partition it landed in
   duplicate:<key>   the row's key was already delivered (same file, another file, or
                     another partition); the first delivery wins
+  nul_byte:<col>    a text value holds a NUL byte (0x00), which no producer means to send
   malformed:csv / malformed:json   the line could not be parsed at all
 
 The rows that were read are then checked against the data contract with Great
@@ -55,7 +56,9 @@ def check_encoding(file: LandingFile, sample_bytes: int = 1 << 16) -> None:
             sample = handle.read(sample_bytes)
     except (OSError, EOFError) as exc:
         raise FileUnreadable(f"{file.path}: cannot be read (rule: readable): {exc}") from None
-    if sample.startswith((b"\xff\xfe", b"\xfe\xff")) or b"\x00" in sample:
+    # UTF-16 puts a NUL beside every ASCII character; a stray NUL in UTF-8 text is a bad
+    # value of one row (rule nul_byte), not a bad file.
+    if sample.startswith((b"\xff\xfe", b"\xfe\xff")) or sample.count(b"\x00") > len(sample) // 4:
         raise FileUnreadable(f"{file.path}: not UTF-8 text, looks like UTF-16 (rule: encoding utf-8); "
                              "re-export the file as UTF-8")
     try:
@@ -160,14 +163,28 @@ def _typed_expr(column: Column, raw: str) -> str:
     return f"TRY_CAST({raw} AS {column.type})"
 
 
-def _rules(feed: Feed, column: Column, raw: str, typed: str, day: dt.date) -> list[tuple[str, str]]:
+def _position(source: Source) -> str:
+    """Where a row is in its file, as SQL text: JSON Lines count lines; a CSV's rows are counted
+    after its header and without its malformed lines, so they are data rows, not lines."""
+    if source.json_lines:
+        return "'line ' || _line"
+    return "'data row ' || _row_number" if source.format == "csv" else "'row ' || _row_number"
+
+
+def _rules(feed: Feed, column: Column, raw: str, typed: str, day: dt.date, position: str) -> list[tuple[str, str]]:
     """(rule, reason) SQL expression pairs that are NULL when the row passes."""
     name = column.name
-    shown = f"left(CAST({raw} AS VARCHAR), 60)"
+    text = f"CAST({raw} AS VARCHAR)"
+    shown = (f"CASE WHEN length({text}) > 60 THEN left({text}, 60) || '… (' || length({text}) || ' characters)' "
+             f"ELSE {text} END")
     rules = [(
         f"CASE WHEN {raw} IS NOT NULL AND {typed} IS NULL THEN 'type:{name}' END",
         f"'{name}: ' || {shown} || ' is not a {'JSON object' if column.type == 'JSON' else column.type.lower()}'",
     )]
+    if column.type in ("VARCHAR", "JSON"):
+        rules.append((f"CASE WHEN contains({text}, chr(0)) THEN 'nul_byte:{name}' END",
+                      f"'{name}: a NUL byte (0x00) at character ' || strpos({text}, chr(0)) || ' of the value, "
+                      f"' || {position}"))
     if column.type == "DOUBLE":
         rules.append((f"CASE WHEN isnan({typed}) OR isinf({typed}) THEN 'finite:{name}' END",
                       f"'{name}: ' || {shown} || ' is not a finite number'"))
@@ -186,7 +203,7 @@ def typed_insert_sql(feed: Feed, day: dt.date, file: LandingFile, source: Source
         raw = _raw_expr(source, column, present)
         inner += [f"{raw} AS r{i}", f"{_typed_expr(column, raw)} AS t{i}"]
         outer.append(f"t{i}")
-        for rule, reason in _rules(feed, column, f"r{i}", f"t{i}", day):
+        for rule, reason in _rules(feed, column, f"r{i}", f"t{i}", day, _position(source)):
             rule_exprs.append(rule)
             reason_exprs.append(f"CASE WHEN {rule} IS NOT NULL THEN {reason} END")
     if source.json_lines:

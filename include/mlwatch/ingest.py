@@ -30,6 +30,15 @@ from mlwatch.warehouse import quote
 log = logging.getLogger(__name__)
 
 META_COLUMNS = ("_partition_date", "_source_file", "_row_number")
+# Accepted labels that cannot join a prediction, counted per labels partition when it loads:
+#   unknown_model   the model is not in the configuration
+#   no_prediction   no prediction with this id among the model's predictions from
+#                   label_delay_days before the label's day on (a prediction delivered
+#                   later still joins, and the count is redone when the partition is read again)
+ORPHANS_DDL = (
+    "CREATE TABLE IF NOT EXISTS ops.label_orphans (feed VARCHAR, partition_date DATE, model_name VARCHAR, "
+    "reason VARCHAR, n_labels BIGINT, example_prediction_id VARCHAR)"
+)
 # What DuckDB raises for a file it cannot read or parse (not for mistakes in our SQL).
 _FILE_ERRORS = (duckdb.IOException, duckdb.InvalidInputException, duckdb.ConversionException,
                 duckdb.NotImplementedException)
@@ -42,6 +51,8 @@ class FileResult:
     rows_accepted: int = 0
     rows_quarantined: int = 0
     error: str | None = None
+    # Columns in the file that neither the contract nor the configuration names: not loaded, and said so.
+    unknown_columns: list[str] = field(default_factory=list)
 
 
 @dataclass
@@ -91,6 +102,7 @@ def ensure_tables(con: duckdb.DuckDBPyConnection, config: Config) -> dict[str, F
         "CREATE TABLE IF NOT EXISTS ops.ingest_partitions ("
         "feed VARCHAR, partition_date DATE, fingerprint VARCHAR, status VARCHAR, error VARCHAR)"
     )
+    con.execute(ORPHANS_DDL)
     validation.ensure_tables(con)
     return feeds
 
@@ -162,7 +174,7 @@ def _load_feed(con: duckdb.DuckDBPyConnection, feed: Feed, parts: list[Partition
             if result.status == "failed":
                 _record_failure(con, feed, part, result)
             else:
-                _replace_partition(con, feed, part, result)
+                _replace_partition(con, validator.config, feed, part, result)
         return results
     finally:
         contracts.drop_temporaries(con)
@@ -181,15 +193,19 @@ def _stage_partition(con: duckdb.DuckDBPyConnection, feed: Feed, part: Partition
     return result
 
 
-def _replace_partition(con: duckdb.DuckDBPyConnection, feed: Feed, part: Partition, result: PartitionResult) -> None:
+def _replace_partition(con: duckdb.DuckDBPyConnection, config: Config, feed: Feed, part: Partition,
+                       result: PartitionResult) -> None:
     con.execute("BEGIN TRANSACTION")
     try:
         con.execute(f"DELETE FROM raw.{feed.name} WHERE _partition_date = ?", [part.day])
         con.execute(f"DELETE FROM quarantine.{feed.name} WHERE _partition_date = ?", [part.day])
-        for table in ("ingest_files", "ingest_partitions", "contract_warnings"):
+        for table in ("ingest_files", "ingest_partitions", "contract_warnings", "label_orphans"):
             con.execute(f"DELETE FROM ops.{table} WHERE feed = ? AND partition_date = ?", [feed.name, part.day])
         _move_rows(con, feed, part.day, result)
         validation.record_warnings(con, feed, part.day)
+        _record_unknown_columns(con, feed, part.day, result)
+        if feed.name == "labels":
+            _record_orphans(con, config, part.day)
         for f in result.files:
             con.execute(
                 "INSERT INTO ops.ingest_files VALUES (?, ?, ?, ?, ?, ?, ?, ?, NULL)",
@@ -202,6 +218,33 @@ def _replace_partition(con: duckdb.DuckDBPyConnection, feed: Feed, part: Partiti
     except Exception:
         con.execute("ROLLBACK")
         raise
+
+
+def _record_unknown_columns(con: duckdb.DuckDBPyConnection, feed: Feed, day: dt.date,
+                            result: PartitionResult) -> None:
+    model = "model_name" if any(c.name == "model_name" for c in feed.columns) else "NULL"
+    for f in result.files:
+        for column in f.unknown_columns:
+            said = (f"{f.file}: column {column} is not in the contract"
+                    + (" nor a configured feature, segment or weight column" if feed.name == "predictions" else "")
+                    + "; its values are not loaded (kept only in quarantined rows' records)")
+            con.execute(
+                f"INSERT INTO ops.contract_warnings SELECT ?, ?, {model}, ?, count(*), ? FROM staged_rows "
+                "WHERE _partition_date = ? AND _source_file = ? GROUP BY ALL ORDER BY ALL",
+                [feed.name, day, f"unknown_column:{column}", said, day, f.file])
+
+
+def _record_orphans(con: duckdb.DuckDBPyConnection, config: Config, day: dt.date) -> None:
+    horizon = day - dt.timedelta(days=config.max_label_delay_days)
+    con.execute(
+        "INSERT INTO ops.label_orphans "
+        "SELECT 'labels', ?, l.model_name, CASE WHEN list_contains(?, l.model_name) THEN 'no_prediction' "
+        "ELSE 'unknown_model' END AS reason, count(*), min(l.prediction_id) "
+        "FROM raw.labels AS l WHERE l._partition_date = ? AND (NOT list_contains(?, l.model_name) OR NOT EXISTS ("
+        "  SELECT 1 FROM raw.predictions AS p WHERE p._partition_date >= ? AND p.model_name = l.model_name "
+        "  AND p.prediction_id = l.prediction_id)) "
+        "GROUP BY ALL ORDER BY ALL",
+        [day, list(config.models), day, list(config.models), horizon])
 
 
 def _file(part: Partition, name: str) -> LandingFile:
@@ -241,6 +284,8 @@ def _stage_file(con: duckdb.DuckDBPyConnection, feed: Feed, day: dt.date, file: 
         source = contracts.read_source(con, file)
         present = contracts.source_columns(con, source)
         contracts.check_header(feed, file, present)
+        known = {c.name for c in feed.columns}
+        result.unknown_columns = [name for key, name in present.items() if key not in known]
         before = con.execute("SELECT count(*) FROM staged_rows").fetchone()[0]
         con.execute(contracts.typed_insert_sql(feed, day, file, source, present))
         malformed = contracts.insert_malformed_lines(con, day, file, source)

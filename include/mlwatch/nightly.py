@@ -60,6 +60,11 @@ def _say(progress: Progress | None, text: str) -> None:
 def step_ingest(config: Config, run_date: dt.date, *, reread_from: dt.date | None = None,
                 feeds: tuple[str, ...] = FEED_NAMES, progress: Progress | None = None) -> list[ingest.PartitionResult]:
     def report(result: ingest.PartitionResult) -> None:
+        for f in result.files:
+            if f.unknown_columns:
+                _say(progress, f"ingest {result.feed} dt={result.day}: {f.file.rsplit('/', 1)[-1]} has column(s) "
+                               f"{', '.join(f.unknown_columns)} that the contract and the configuration do not name; "
+                               "not loaded (ops.contract_warnings)")
         if result.status == "failed":
             _say(progress, f"ingest {result.feed} dt={result.day}: FAILED: {result.error}")
         elif result.rows_quarantined or not backfilling:

@@ -96,7 +96,7 @@ class Check:
             + f":{self.column}"
 
     def reason(self, value: Any) -> str:
-        shown = "missing" if _missing(value) else repr(_plain(value))
+        shown = "missing" if _missing(value) else shorten(repr(_plain(value)))
         subject = f"{self.column}{f' ({self.explain})' if self.explain else ''}"
         if self.kind == "not_null":
             return f"{subject}: required value missing"
@@ -118,6 +118,17 @@ class Check:
 # a row carrying it would be indistinguishable from the marts' rows. One table for the
 # checks and their reasons.
 RESERVED = {"model_version": ("__all__", "marts.performance's row for all versions together")}
+
+
+# A value quoted in a reason or an example is cut to this many characters: a 1 MB value
+# stays in the quarantined row's record, not in every message about it.
+SHOWN_CHARS = 80
+
+
+def shorten(text: str) -> str:
+    if len(text) <= SHOWN_CHARS:
+        return text
+    return f"{text[:SHOWN_CHARS]}… ({len(text):,} characters)"
 
 
 def _missing(value: Any) -> bool:

@@ -8,7 +8,7 @@
 
 {#- Per model, day (the partition's date) and feed: rows read, accepted and
     quarantined, the rules that quarantined them, the values kept despite breaking a
-    warning rule, and whether a file of the partition could not be used at all. The stages feed belongs to no model: '__pipeline__'.
+    warning rule, the accepted labels that cannot join a prediction, and whether a file of the partition could not be used at all. The stages feed belongs to no model: '__pipeline__'.
     Rows whose model could not be read count under '__unknown__'. -#}
 {%- set feeds = ['predictions', 'labels', 'costs', 'stages'] %}
 
@@ -58,12 +58,24 @@ quarantined as (
 
 warnings as (
     select
-        coalesce(model_name, '__unknown__') as model_name,
+        case when feed = 'stages' then '__pipeline__' else coalesce(model_name, '__unknown__') end as model_name,
         partition_date as day,
         feed,
         sum(n_rows) as n_warnings,
         {{ ordered_listagg("rule || ' (' || cast(n_rows as " ~ dbt.type_string() ~ ") || ')'", "', '", "order by n_rows desc, rule") }} as warnings
     from {{ source('ops', 'contract_warnings') }}
+    where partition_date between {{ first_window_end() }} and {{ run_date() }}
+    group by 1, 2, 3
+),
+
+orphans as (
+    select
+        model_name,
+        partition_date as day,
+        feed,
+        sum(n_labels) as n_orphaned,
+        {{ ordered_listagg("reason || ' (' || cast(n_labels as " ~ dbt.type_string() ~ ") || ')'", "', '", "order by n_labels desc, reason") }} as orphans
+    from {{ source('ops', 'label_orphans') }}
     where partition_date between {{ first_window_end() }} and {{ run_date() }}
     group by 1, 2, 3
 ),
@@ -95,6 +107,8 @@ select
     quarantined.reasons,
     cast(coalesce(warnings.n_warnings, 0) as {{ dbt.type_bigint() }}) as n_warnings,
     warnings.warnings,
+    cast(coalesce(orphans.n_orphaned, 0) as {{ dbt.type_bigint() }}) as n_orphaned,
+    orphans.orphans,
     failed_partitions.error is not null as has_failed_files,
     failed_partitions.error as failure
 from keys
@@ -104,5 +118,7 @@ left join quarantined
     on quarantined.model_name = keys.model_name and quarantined.day = keys.day and quarantined.feed = keys.feed
 left join warnings
     on warnings.model_name = keys.model_name and warnings.day = keys.day and warnings.feed = keys.feed
+left join orphans
+    on orphans.model_name = keys.model_name and orphans.day = keys.day and orphans.feed = keys.feed
 left join failed_partitions
     on failed_partitions.feed = keys.feed and failed_partitions.day = keys.day

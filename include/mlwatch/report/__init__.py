@@ -94,6 +94,7 @@ def render(data: ReportData, previous: str | None = None) -> tuple[str, int]:
             rows.append({**row, "status": status})
         models.append({"name": model.name, "task": model.task, "owner": model.owner, "slo_rows": rows,
                        "window_days": model.window_days, "feature_value": _records(model.feature_value),
+                       "inputs": _records(model.inputs),
                        "charts": [embed(key, fig, f"{model.name}-{key}") for key, fig in figures]})
     pipeline = charts.pipeline_charts(data)
     drawn += len(pipeline)
@@ -103,6 +104,7 @@ def render(data: ReportData, previous: str | None = None) -> tuple[str, int]:
         alerts_evaluated=data.alerts_evaluated, latest_alert_night=data.latest_alert_night,
         judged=s["slos_judged"], missed=s["slos_missed"], constraint=data.constraint,
         ledger=_records(data.ledger), self_ledger=_records(data.self_ledger),
+        unconfigured=_records(data.unconfigured),
         pipeline_charts=[embed(key, fig, f"pipeline-{key}") for key, fig in pipeline],
     )
     return html, drawn

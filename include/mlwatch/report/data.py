@@ -28,6 +28,7 @@ class ModelSection:
     cost: pd.DataFrame
     time_to_decision: pd.DataFrame
     feature_value: pd.DataFrame
+    inputs: pd.DataFrame = field(default_factory=pd.DataFrame)     # the day's rows per feed, what became of them
     budget_usd: float | None = None
     ttd_slo_s: float | None = None
 
@@ -46,6 +47,8 @@ class ReportData:
     # any other day, no open alert means nobody looked, not that all is well.
     alerts_evaluated: bool = True
     latest_alert_night: dt.date | None = None
+    # Rows that arrived on the day for a model the configuration does not name (labels, predictions, costs)
+    unconfigured: pd.DataFrame = field(default_factory=pd.DataFrame)
 
     @property
     def constraint(self) -> dict | None:
@@ -118,9 +121,17 @@ def load(con: duckdb.DuckDBPyConnection, config: Config, day: dt.date) -> Report
                                  "SELECT feature, importance, cost_per_prediction, value_per_cost, value_rank, prune "
                                  "FROM marts.feature_value WHERE model_name = ? AND window_end = ? "
                                  "ORDER BY value_rank NULLS LAST, importance DESC, feature", [name, day]),
+            inputs=_frame(con, "marts", "data_quality",
+                          "SELECT feed, n_rows, n_accepted, n_quarantined, reasons, n_warnings, warnings, n_orphaned, "
+                          "orphans, failure FROM marts.data_quality WHERE model_name = ? AND day = ? ORDER BY feed",
+                          [name, day]),
             budget_usd=model.slos.max_cost_per_prediction_usd,
             ttd_slo_s=model.slos.time_to_decision_p95_s,
         ))
+    data.unconfigured = _frame(con, "marts", "data_quality",
+                               "SELECT model_name, feed, n_rows FROM marts.data_quality WHERE day = ? "
+                               "AND NOT list_contains(?, model_name) AND model_name NOT IN ('__pipeline__', '__unknown__') "
+                               "ORDER BY model_name, feed", [day, list(config.models)])
     ledger_sql = ("SELECT * FROM marts.constraint_ledger WHERE day = ? AND source = ? "
                   "ORDER BY stage_order NULLS LAST, stage")
     data.ledger = _frame(con, "marts", "constraint_ledger", ledger_sql, [day, "telemetry"])
