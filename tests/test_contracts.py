@@ -115,22 +115,55 @@ def test_feature_values_outside_the_contract_are_kept_as_warnings(config):
                         ("range:amount", 2, "amount: 5000.0 is outside [0, 1000]")]
 
 
-def test_batches_are_bounded_and_give_the_same_answer(config, tmp_path, monkeypatch):
-    frame = pd.DataFrame([prediction(f"p{i}", score=(1.5 if i % 7 == 0 else 0.3)) for i in range(2500)])
-    write_partition(config.landing, "predictions", DAY, frame, "p.parquet")
-    sizes = []
-    original = validation.ContractValidator.validate
+def test_the_sql_contract_finds_exactly_what_great_expectations_finds(config, monkeypatch):
+    """Nightly, the contract runs as SQL; Great Expectations itself, on the same rows, must agree on every
+    row, rule and reason: boundaries, exempt defaults, missing values, unknown models, every feed."""
+    edge = [prediction(f"p{i}", score=s) for i, s in enumerate([0.0, 1.0, -0.0001, 1.0001, 0.5])]
+    edge += [prediction("f1", amount=0.0, channel="app"), prediction("f2", amount=1000.0001, channel="fax"),
+             prediction("f3", amount=-1.0, channel="unknown"), prediction("f4", amount=None, channel=None),
+             prediction("f5", amount=-1.5, channel="Web"), prediction("f6", channel="x" * 500),
+             prediction("t1", event_at=AT + pd.Timedelta(seconds=5)), prediction("t2", event_at=AT + pd.Timedelta(seconds=5.001)),
+             prediction("v1", model_version="__all__"), prediction("v2", model_version="__ALL__"),
+             prediction("l1", latency_ms=0.0, cost_usd=-0.0), prediction("l2", latency_ms=-1e-9),
+             prediction("m1", model_name="not_configured", score=7.0), prediction("m2", model_name="eta", score=-42.0)]
+    edge += [prediction(f"bulk{i}", score=(1.5 if i % 7 == 0 else 0.3)) for i in range(2500)]
+    write_partition(config.landing, "predictions", DAY, pd.DataFrame(edge), "predictions.parquet")
+    label = {"prediction_id": "p", "model_name": "toy", "labeled_at": AT}
+    labels = [dict(label, label=v) for v in ("0", "1", "2", "1.0", " 1", "true")]
+    labels += [dict(label, model_name="eta", label=v) for v in ("3.5", "-2", "1e3", ".5", "5.", "soon", "1,5", " 7 ", "")]
+    labels += [dict(label, label="1", weight=w) for w in (0.0, -0.0001, 12.5)]
+    labels += [dict(label, model_name="ghost", label="anything")]
+    labels = [dict(l, prediction_id=f"x{i}") for i, l in enumerate(labels)]
+    write_partition(config.landing, "labels", DAY, pd.DataFrame(labels), "labels.parquet")
+    write_partition(config.landing, "costs", DAY, pd.DataFrame([
+        {"model_name": "toy", "component": "gpu", "cost_usd": c} for c in (0.0, -0.01, 3.0)]), "costs.parquet")
+    stage = {"window_start": AT, "window_seconds": 300, "records_out": 5, "busy_seconds": 10.0, "workers": 1}
+    write_partition(config.landing, "stages", DAY, pd.DataFrame([
+        dict(stage, stage="ingest"), dict(stage, stage="inference", busy_seconds=315.0),
+        dict(stage, stage="inference", busy_seconds=315.1), dict(stage, stage="nope", workers=0),
+        dict(stage, stage="ingest", window_seconds=0.5, queue_depth=-1)]), "stages.parquet")
 
-    def spy(self, feed, model, batch):
-        sizes.append(len(batch))
-        return original(self, feed, model, batch)
+    disagreements, batches, checked = [], [], {}
+    apply, validate = validation.apply_contract, validation.ContractValidator.validate
 
-    monkeypatch.setattr(validation.ContractValidator, "validate", spy)
+    def compared(con, validator, feed):
+        disagreements.extend(validation.cross_check(con, validator, feed))
+        apply(con, validator, feed)
+        checked[feed.name] = con.execute("SELECT count(*) FROM staged_rows WHERE len(_rules) > 0").fetchone()[0]
+
+    def counted(self, feed, model, batch):
+        batches.append(len(batch))
+        return validate(self, feed, model, batch)
+
+    monkeypatch.setattr(validation, "apply_contract", compared)
+    monkeypatch.setattr(validation.ContractValidator, "validate", counted)
     small = config.model_copy(update={"contracts": config.contracts.model_copy(update={"batch_rows": 1000})})
     load(small)
-    assert max(sizes) <= 1000 and sum(sizes) == 2500 and len(sizes) == 3
-    quarantined = rows(config, "SELECT count(*) FROM quarantine.predictions")[0][0]
-    assert quarantined == len([i for i in range(2500) if i % 7 == 0])
+    assert disagreements == []
+    assert max(batches) <= 1000                                   # Great Expectations' memory stays bounded
+    assert all(checked[feed] > 0 for feed in ("predictions", "labels", "costs", "stages")), checked
+    assert rows(config, "SELECT count(*) FROM quarantine.predictions "
+                        "WHERE json_extract_string(record, '$.prediction_id') LIKE 'bulk%'") == [(358,)]
 
 
 # ------------------------------------------------------------------ property: nothing is ever lost

@@ -194,7 +194,7 @@ class ContractsConfig(_Strict):
 
     clock_skew_s: float = Field(default=5, ge=0, description="predicted_at may precede event_at by this much")
     max_decision_s: float = Field(default=7 * 86400, gt=0, description="longest sane predicted_at - event_at")
-    batch_rows: int = Field(default=100_000, ge=1000, description="rows per validation batch (bounds memory)")
+    batch_rows: int = Field(default=100_000, ge=1000, description="rows per Great Expectations batch when the SQL contract is cross-checked with GE itself (bounds memory)")
 
 
 class ConstraintConfig(_Strict):

@@ -1,10 +1,13 @@
-"""The data contract as Great Expectations suites, run on bounded batches of each partition.
+"""The data contract as Great Expectations suites, run as SQL in DuckDB.
 
 Suites are generated from the configuration, one per feed and model (stages: one per
-feed). The rows a partition staged in DuckDB (staged_rows, see ingest.py) are read
-back in batches of `contracts.batch_rows` as DataFrames, so a night's memory stays
-bounded whatever the size of a partition; Great Expectations' SQL data source is not
-used because it fails on every expectation against DuckDB in 1.24 (../shared/STACK.md).
+feed): each Check is one Great Expectations expectation. Nightly, each expectation runs
+as its SQL translation over the rows a partition staged in DuckDB (staged_rows, see
+ingest.py): Great Expectations' pandas execution costs about 17 s per million rows, and
+its SQL data source fails on every expectation against DuckDB in 1.24
+(../shared/STACK.md). cross_check() runs the suites with Great Expectations itself, in
+batches of `contracts.batch_rows` as DataFrames, and lists any row on which the two
+disagree; the tests run it on every kind of bad value.
 
 Expectations of severity critical quarantine the rows that fail them, with the rule and
 the reason. Warnings (feature values outside the contract's range or list) keep the row:
@@ -114,6 +117,54 @@ class Check:
         return f"{subject}: {shown} is not one of {listed}"
 
 
+    def failure_sql(self, text: bool) -> str:
+        """A SQL condition, true on the rows Great Expectations finds unexpected for this expectation.
+
+        The same semantics as GE's pandas execution: a missing value is unexpected only
+        to not_null; a row carrying the exempt value (`unless`) is not judged at all.
+        `text` says whether the column holds strings.
+        """
+        column = f'"{self.column}"'
+        if self.kind == "not_null":
+            return f"{column} IS NULL"
+        exempt = f" AND {column} IS DISTINCT FROM {_sql_value(self.unless)}" if self.unless is not None else ""
+        present = f"{column} IS NOT NULL{exempt}"
+        if self.kind == "number":
+            return f"{present} AND NOT regexp_matches({column}, {_sql_value(NUMBER)})"
+        if self.kind == "between":
+            bounds = [f"{column} < {self.low!r}" if self.low is not None else None,
+                      f"{column} > {self.high!r}" if self.high is not None else None]
+            return f"{present} AND ({' OR '.join(b for b in bounds if b)})"
+        listed = ", ".join(_sql_value(v) for v in self.values)
+        compared = column if text else f"CAST({column} AS VARCHAR)"
+        negation = "" if self.kind == "not_in_set" else "NOT "
+        return f"{present} AND {negation}{compared} IN ({listed})"
+
+    def reason_sql(self, text: bool) -> str:
+        """reason() as a SQL expression over the row, for the rows failure_sql() selects."""
+        if self.kind == "not_null":
+            return _sql_value(self.reason(None))
+        column = f'"{self.column}"'
+        quoted = f"chr(39) || {column} || chr(39)"      # repr() of a string: in single quotes
+        shown = shorten_sql(quoted if text else f"CAST({column} AS VARCHAR)")
+        head, tail = self.reason(_Placeholder()).split(_Placeholder.MARK)
+        return f"{_sql_value(head)} || {shown} || {_sql_value(tail)}"
+
+
+class _Placeholder:
+    """Stands for the value in reason(), so that the SQL reason keeps the Python one's words."""
+    MARK = "\x00value\x00"
+
+    def __repr__(self) -> str:
+        return self.MARK
+
+
+def _sql_value(value: Any) -> str:
+    if isinstance(value, str):
+        return "'" + value.replace("'", "''") + "'"
+    return repr(value)
+
+
 # Per prediction column, a value the marts give a meaning of their own, and that meaning:
 # a row carrying it would be indistinguishable from the marts' rows. One table for the
 # checks and their reasons.
@@ -129,6 +180,12 @@ def shorten(text: str) -> str:
     if len(text) <= SHOWN_CHARS:
         return text
     return f"{text[:SHOWN_CHARS]}… ({len(text):,} characters)"
+
+
+def shorten_sql(text: str) -> str:
+    """shorten() as SQL over a text expression."""
+    return (f"CASE WHEN length({text}) > {SHOWN_CHARS} THEN left({text}, {SHOWN_CHARS}) || '… (' || "
+            f"format('{{:,}}', length({text})) || ' characters)' ELSE {text} END")
 
 
 def _missing(value: Any) -> bool:
@@ -267,17 +324,68 @@ def ensure_tables(con: duckdb.DuckDBPyConnection) -> None:
 
 
 def apply_contract(con: duckdb.DuckDBPyConnection, validator: ContractValidator, feed: Feed) -> None:
-    """Validate the staged rows that passed parsing, in bounded batches; mark failures in staged_rows
-    and keep warnings in staged_warnings (recorded per partition by record_warnings)."""
+    """Check the staged rows that passed parsing against the contract, in DuckDB; mark failures in
+    staged_rows and keep warnings in staged_warnings (recorded per partition by record_warnings).
+
+    Each expectation runs as its SQL translation (Check.failure_sql), one pass over the
+    staged rows per model: the per-row work costs what DuckDB costs, not what pandas does.
+    """
+    started = time.perf_counter()
     con.execute("CREATE OR REPLACE TEMP TABLE contract_failures (_row_id BIGINT, rule VARCHAR, reason VARCHAR)")
     con.execute("CREATE OR REPLACE TEMP TABLE staged_warnings (_row_id BIGINT, rule VARCHAR, reason VARCHAR)")
+    for model_key, where in _model_groups(validator.config, feed):
+        checks = validator.checks(feed.name, model_key)
+        for critical, table in ((True, "contract_failures"), (False, "staged_warnings")):
+            chosen = [c for c in checks if c.critical == critical]
+            if chosen:
+                con.execute(f"INSERT INTO {table} {failures_sql(feed, chosen, where)}")
+    validator.rows_validated += con.execute("SELECT count(*) FROM staged_rows WHERE len(_rules) = 0").fetchone()[0]
+    con.execute(
+        "UPDATE staged_rows SET _rules = list_concat(staged_rows._rules, f.rules), "
+        "_reasons = list_concat(staged_rows._reasons, f.reasons) "
+        "FROM (SELECT _row_id, list(rule ORDER BY rule) AS rules, list(reason ORDER BY rule) AS reasons "
+        "FROM contract_failures GROUP BY _row_id) AS f WHERE staged_rows._row_id = f._row_id"
+    )
+    con.execute("DROP TABLE contract_failures")
+    validator.seconds += time.perf_counter() - started
+
+
+def _model_groups(config: Config, feed: Feed) -> list[tuple[str, str]]:
+    """(model whose checks apply, SQL condition on staged_rows selecting its rows)."""
+    if not any(c.name == "model_name" for c in feed.columns):
+        return [(ANY_MODEL, "true")]
+    names = list(config.models)
+    groups = [(name, f"model_name = {_sql_value(name)}") for name in names]
+    listed = ", ".join(_sql_value(name) for name in names) or "NULL"
+    return groups + [(ANY_MODEL, f"(model_name IS NULL OR model_name NOT IN ({listed}))")]
+
+
+def failures_sql(feed: Feed, checks: list[Check], where: str) -> str:
+    """SELECT _row_id, rule, reason from staged_rows: one row per (row, expectation) the row fails."""
+    text_columns = {c.name for c in feed.columns if c.type in ("VARCHAR", "JSON")}
+    found = ", ".join(
+        f"CASE WHEN {c.failure_sql(c.column in text_columns)} THEN "
+        f"{{'rule': {_sql_value(c.rule)}, 'reason': {c.reason_sql(c.column in text_columns)}}} END"
+        for c in checks)
+    derived = f", {DERIVED[feed.name]}" if feed.name in DERIVED else ""
+    return (f"SELECT _row_id, f.rule, f.reason FROM (SELECT _row_id, unnest(list_filter([{found}], "
+            f"lambda x: x IS NOT NULL)) AS f FROM (SELECT *{derived} FROM staged_rows "
+            f"WHERE len(_rules) = 0 AND {where}))")
+
+
+def cross_check(con: duckdb.DuckDBPyConnection, validator: ContractValidator, feed: Feed) -> list[str]:
+    """Run the contract with Great Expectations itself over staged_rows, in batches of
+    contracts.batch_rows, and compare with the SQL translation: the differences, in words.
+
+    The nightly path runs the SQL alone; the tests call this on every kind of bad value,
+    so that the translation cannot drift from Great Expectations' own semantics.
+    """
     has_model = any(c.name == "model_name" for c in feed.columns)
     columns = ", ".join(f'"{c.name}"' for c in feed.columns)
     derived = f", {DERIVED[feed.name]}" if feed.name in DERIVED else ""
     size = validator.config.contracts.batch_rows
-    started = time.perf_counter()
+    expected: set[tuple] = set()
     last = con.execute("SELECT coalesce(max(_row_id), -1) FROM staged_rows").fetchone()[0]
-    # Ranges of _row_id keep each batch, and so the night's memory, bounded.
     for low in range(0, last + 1, size):
         frame = con.execute(
             f"SELECT _row_id, {columns}{derived} FROM staged_rows "
@@ -287,19 +395,16 @@ def apply_contract(con: duckdb.DuckDBPyConnection, validator: ContractValidator,
             model = None if has_model and pd.isna(model) else model
             model_key = model if model in validator.config.models else ANY_MODEL
             failed, warned = validator.validate(feed.name, model_key, rows.reset_index(drop=True))
-            validator.rows_validated += len(rows)
-            if failed:
-                con.executemany("INSERT INTO contract_failures VALUES (?, ?, ?)", failed)
-            if warned:
-                con.executemany("INSERT INTO staged_warnings VALUES (?, ?, ?)", warned)
-    con.execute(
-        "UPDATE staged_rows SET _rules = list_concat(staged_rows._rules, f.rules), "
-        "_reasons = list_concat(staged_rows._reasons, f.reasons) "
-        "FROM (SELECT _row_id, list(rule ORDER BY rule) AS rules, list(reason ORDER BY rule) AS reasons "
-        "FROM contract_failures GROUP BY _row_id) AS f WHERE staged_rows._row_id = f._row_id"
-    )
-    con.execute("DROP TABLE contract_failures")
-    validator.seconds += time.perf_counter() - started
+            expected |= {(*f, True) for f in failed} | {(*w, False) for w in warned}
+    translated: set[tuple] = set()
+    for model_key, where in _model_groups(validator.config, feed):
+        checks = validator.checks(feed.name, model_key)
+        for critical in (True, False):
+            chosen = [c for c in checks if c.critical == critical]
+            if chosen:
+                translated |= {(*row, critical) for row in con.execute(failures_sql(feed, chosen, where)).fetchall()}
+    return ([f"only Great Expectations: {d}" for d in sorted(expected - translated)]
+            + [f"only the SQL: {d}" for d in sorted(translated - expected)])
 
 
 def record_warnings(con: duckdb.DuckDBPyConnection, feed: Feed, day: dt.date) -> None:
