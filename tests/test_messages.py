@@ -130,6 +130,13 @@ def test_update_resolved_and_digest_render_as_pinned(config):
     resolved = dict(held, status="resolved", resolved_on=NIGHT + dt.timedelta(days=1))
     message = messages.alert_resolved(resolved, config)
     check("resolved", {**messages.render_slack(message), "thread_reply": messages.render_thread_reply(message)})
+    assert "RESOLVED" not in json.dumps(messages.render_slack(message))      # said once: "Resolved: ..."
+    escalated = dict(held, severity="critical", escalated_on=NIGHT, escalated_from="warning")
+    message = messages.alert_escalated(escalated, config)
+    check("escalated", {**messages.render_slack(message), "thread_reply": messages.render_thread_reply(message)})
+    reply = messages.render_thread_reply(message)
+    assert reply["reply_broadcast"] and reply["text"].startswith(message.owner)
+    assert "warning → critical" in reply["text"]
     drift = alert("drift", "card_fraud", "card_fraud: session_length_s drifted (no measured impact)",
                   [["Model", "card_fraud"], ["Feature", "session_length_s"], ["Drift", "ks 0.26 (7d), wasserstein 0.81 (7d)"],
                    ["Impact", "no measured effect on the score or performance"]], severity="info", status="digest")

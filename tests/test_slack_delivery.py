@@ -37,9 +37,9 @@ def config(tmp_path):
     return config
 
 
-def notify(config):
+def notify(config, night=NIGHT):
     with connect_writer(config.warehouse) as con:
-        delivery.enqueue(con, config, NIGHT)
+        delivery.enqueue(con, config, night)
         return delivery.deliver(con, config)
 
 
@@ -181,7 +181,7 @@ def test_a_crash_while_resolving_replies_in_the_thread_once(tmp_path, fake_slack
         result = delivery.deliver(con, config)
     assert result.failed == [] and len(result.sent) == 1
     [opened] = fake_slack.in_channel("#toy-alerts")
-    assert "RESOLVED" in json.dumps(opened["blocks"])                   # the original message, edited
+    assert "Resolved: " in json.dumps(opened["blocks"])                  # the original message, edited
     replies = fake_slack.in_channel("#toy-alerts", replies=True)
     assert len(replies) == 1 and replies[0]["thread_ts"] == opened["ts"]
     assert replies[0]["metadata"]["event_payload"]["message_id"].endswith(":resolved")
@@ -215,3 +215,21 @@ def test_edits_use_the_channel_id_slack_answered_with(config, fake_slack):
     assert result.failed == [] and len(result.sent) == 2
     updates = fake_slack.posts("chat.update")
     assert {u["channel"] for u in updates} == {FakeSlack.channel_id("#toy-alerts")}
+
+
+def test_an_escalation_edits_the_message_and_tells_the_owner_in_the_thread_once(config, fake_slack):
+    later = NIGHT + dt.timedelta(days=1)
+    with connect_writer(config.warehouse) as con:
+        lifecycle.apply(con, config, later - dt.timedelta(days=1), [dataclasses.replace(candidate("k"), severity="warning")])
+    notify(config)
+    [opened] = [m for m in fake_slack.in_channel("#toy-alerts") if "WARNING" in m["text"]]
+    with connect_writer(config.warehouse) as con:
+        result = lifecycle.apply(con, config, later, [dataclasses.replace(candidate("k"), run_date=later)])
+    assert len(result.escalated) == 1
+    notify(config, later)
+    notify(config, later)                                   # a rerun says nothing again
+    replies = fake_slack.in_channel("#toy-alerts", replies=True)
+    assert len(replies) == 1 and replies[0]["thread_ts"] == opened["ts"]
+    assert replies[0]["text"].startswith("@toy-owner") and "warning → critical" in replies[0]["text"]
+    assert [p for p in fake_slack.posts() if p.get("thread_ts")][0]["reply_broadcast"] in (True, "1", "true", "True")
+    assert opened["text"].startswith("CRITICAL")             # the message itself now says critical

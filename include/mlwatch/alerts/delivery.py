@@ -52,7 +52,8 @@ CREATE TABLE IF NOT EXISTS ops.outbox (
 # chat.postMessage allows about one message per second per channel.
 SECONDS_BETWEEN_POSTS = 1.0
 SEVERITY_ORDER = {"critical": 0, "warning": 1, "info": 2}
-ACTION_ORDER = {"alert_opened": 0, "digest": 1, "alert_update": 2, "alert_resolved": 3, "report": 4}
+ACTION_ORDER = {"alert_opened": 0, "alert_escalated": 1, "digest": 2, "alert_update": 3, "alert_resolved": 4,
+                "report": 5}
 
 
 @dataclass
@@ -116,6 +117,10 @@ def enqueue(con: duckdb.DuckDBPyConnection, config: Config, run_date: dt.date) -
     for alert in _rows(con.execute(
             "SELECT * FROM marts.alerts WHERE status = 'open' AND delivery = 'message' AND first_seen < ? "
             "AND last_seen = ?", [run_date, run_date])):
+        if alert["escalated_on"] == run_date:    # edits the message too, and tells the owner in its thread
+            escalated = messages.alert_escalated(alert, config)
+            queued += _queue(con, escalated, target=f"{alert['alert_id']}:opened")
+            continue
         update = messages.alert_update(alert, config)
         queued += _queue(con, update, target=f"{alert['alert_id']}:opened")
     for alert in _rows(con.execute(
@@ -206,11 +211,11 @@ def _deliver(con: duckdb.DuckDBPyConnection, config: Config) -> DeliveryResult:
 
 def _send(con: duckdb.DuckDBPyConnection, web, row: dict, original_ts: str | None) -> str | None:
     payload = json.loads(row["payload"])
-    if row["kind"] in ("alert_update", "alert_resolved"):
+    if row["kind"] in ("alert_update", "alert_escalated", "alert_resolved"):
         if row["kind"] == "alert_update":
             con.execute("UPDATE ops.outbox SET attempts = attempts + 1 WHERE message_id = ?", [row["message_id"]])
         posting.update(con, web, row["channel"], original_ts, payload)
-        if row["kind"] == "alert_resolved":
+        if row["kind"] in ("alert_escalated", "alert_resolved"):
             reply = messages.render_thread_reply(messages.Message(**_message_fields(row["message"])))
             posting.post_once(con, web, row, reply, thread_ts=original_ts)
         return original_ts
@@ -237,9 +242,11 @@ def _keep_local(con: duckdb.DuckDBPyConnection, config: Config, pending: list[di
         for row in pending:
             if row["message_id"] in written:
                 continue
-            out.write(json.dumps({"message_id": row["message_id"], "channel": row["channel"], "kind": row["kind"],
-                                  "run_date": row["run_date"].isoformat(), **json.loads(row["payload"])},
-                                 sort_keys=True) + "\n")
+            line = {"message_id": row["message_id"], "channel": row["channel"], "kind": row["kind"],
+                    "run_date": row["run_date"].isoformat(), **json.loads(row["payload"])}
+            if row["kind"] in ("alert_escalated", "alert_resolved"):
+                line["thread_reply"] = messages.render_thread_reply(messages.Message(**_message_fields(row["message"])))
+            out.write(json.dumps(line, sort_keys=True) + "\n")
     for row in pending:
         _mark_delivered(con, row, "local", None)
         result.kept_local.append(row["message_id"])

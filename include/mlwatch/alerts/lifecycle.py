@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 
 import duckdb
 
-from mlwatch.alerts.candidate import Candidate, alert_id
+from mlwatch.alerts.candidate import SEVERITIES, Candidate, alert_id
 from mlwatch.alerts.rules import PERFORMANCE_KINDS
 from mlwatch.config import PLAYBOOK_DIGEST, Config
 
@@ -52,7 +52,9 @@ CREATE TABLE IF NOT EXISTS marts.alerts (
     notified_at TIMESTAMP,
     slack_channel VARCHAR,
     slack_ts VARCHAR,
-    delivery VARCHAR
+    delivery VARCHAR,
+    escalated_on DATE,         -- the last night its severity rose
+    escalated_from VARCHAR     -- the severity before that night
 )
 """
 
@@ -64,6 +66,7 @@ class LifecycleResult:
     updated: list[str] = field(default_factory=list)
     digest: list[str] = field(default_factory=list)     # items for the digest, new or still there: not on-call's
     resolved: list[str] = field(default_factory=list)
+    escalated: list[str] = field(default_factory=list)  # still open, and more severe than the night before
     suppressed: list[str] = field(default_factory=list)
     skipped: bool = False
 
@@ -71,7 +74,8 @@ class LifecycleResult:
 def ensure_tables(con: duckdb.DuckDBPyConnection) -> None:
     con.execute("CREATE SCHEMA IF NOT EXISTS marts")
     con.execute(ALERTS_DDL)
-    con.execute("ALTER TABLE marts.alerts ADD COLUMN IF NOT EXISTS delivery VARCHAR")
+    for column, kind in (("delivery", "VARCHAR"), ("escalated_on", "DATE"), ("escalated_from", "VARCHAR")):
+        con.execute(f"ALTER TABLE marts.alerts ADD COLUMN IF NOT EXISTS {column} {kind}")
     con.execute("CREATE TABLE IF NOT EXISTS ops.alert_nights (run_date DATE PRIMARY KEY)")
 
 
@@ -145,12 +149,17 @@ def _upsert(con: duckdb.DuckDBPyConnection, config: Config, c: Candidate, result
     values = [c.severity, c.title, c.model_version, c.metric, c.segment, c.segment_value, c.window_days,
               c.value, c.reference_value, c.ci_low, c.ci_high, c.since, json.dumps(c.evidence, sort_keys=True)]
     existing = con.execute(
-        "SELECT alert_id FROM marts.alerts WHERE dedupe_key = ? AND status IN ('open', 'digest')",
+        "SELECT alert_id, severity FROM marts.alerts WHERE dedupe_key = ? AND status IN ('open', 'digest')",
         [c.dedupe_key],
     ).fetchone()
     if c.suppressed_by and not existing:
         result.suppressed.append(c.dedupe_key)
         return
+    if existing and SEVERITIES.index(c.severity) > SEVERITIES.index(existing[1]):
+        con.execute("UPDATE marts.alerts SET escalated_on = ?, escalated_from = ? WHERE alert_id = ?",
+                    [c.run_date, existing[1], existing[0]])
+        if status == "open":
+            result.escalated.append(existing[0])
     if existing:
         con.execute(
             "UPDATE marts.alerts SET severity = ?, title = ?, model_version = ?, metric = ?, segment = ?, "

@@ -6,6 +6,8 @@ when, the playbook and the exact command to run, and who owns it. Four shapes:
 
   alert_opened    a new alert, posted to the owner's channel
   alert_update    the same alert the next nights: the original message is edited
+  alert_escalated its severity rose: the message is edited and a thread reply, shown in the
+                  channel too, tells the owner what rose and why
   alert_resolved  the condition cleared: the message is edited and a thread reply sent
   digest          one a day per channel: drift without impact, and alerts over budget
 
@@ -30,7 +32,7 @@ class Message:
     message_id: str               # unique per thing said; the outbox's key
     channel: str
     run_date: dt.date
-    kind: str                     # alert_opened | alert_update | alert_resolved | digest | report
+    kind: str                     # alert_opened | alert_update | alert_escalated | alert_resolved | digest | report
     headline: str
     severity: str = "info"
     alert_id: str | None = None
@@ -148,6 +150,18 @@ def alert_update(alert: dict[str, Any], config: Config, *, previous: str | None 
     )
 
 
+def alert_escalated(alert: dict[str, Any], config: Config, *, previous: str | None = None) -> Message:
+    title, steps, command = _playbook(config, alert, previous)
+    return Message(
+        message_id=f"{alert['alert_id']}:escalated:{_date(alert['escalated_on'])}", channel=_channel(config, alert),
+        run_date=alert["escalated_on"], kind="alert_escalated", headline=alert["title"], severity=alert["severity"],
+        alert_id=alert["alert_id"],
+        status=(f"Escalated on {_date(alert['escalated_on'])}: {alert['escalated_from']} → {alert['severity']} "
+                f"(first raised {_date(alert['first_seen'])})"),
+        facts=_facts(alert), playbook_title=title, steps=steps, command=command, owner=_owner(config, alert),
+    )
+
+
 def alert_resolved(alert: dict[str, Any], config: Config) -> Message:
     return Message(
         message_id=f"{alert['alert_id']}:resolved", channel=_channel(config, alert), run_date=alert["resolved_on"],
@@ -210,11 +224,13 @@ def render_slack(message: Message) -> dict[str, Any]:
         return _render_report(message)
     resolved = message.kind == "alert_resolved"
     mark = ":white_check_mark:" if resolved else SEVERITY_MARK.get(message.severity, "")
-    label = "RESOLVED" if resolved else message.severity.upper()
+    # A resolved message says so once, in its headline; the others carry their severity.
+    label = None if resolved else message.severity.upper()
     headline = message.headline if not resolved else f"Resolved: {message.headline}"
+    marked = f"{mark} *{label}* · `{message.alert_id}`" if label else f"{mark} `{message.alert_id}`"
     blocks: list[dict[str, Any]] = [
         {"type": "header", "text": {"type": "plain_text", "text": headline[:150], "emoji": True}},
-        {"type": "section", "text": {"type": "mrkdwn", "text": f"{mark} *{label}* · `{message.alert_id}`"
+        {"type": "section", "text": {"type": "mrkdwn", "text": marked
                                      + (f"\n{message.status}" if message.status else "")}},
     ]
     if message.facts:
@@ -228,14 +244,21 @@ def render_slack(message: Message) -> dict[str, Any]:
     if message.command and not resolved:
         blocks.append({"type": "section", "text": {"type": "mrkdwn", "text": f"*Run*\n```{message.command}```"}})
     blocks.append({"type": "context", "elements": [{"type": "mrkdwn", "text": _context(message)}]})
-    text = f"{label}: {headline}"
+    text = f"{label}: {headline}" if label else headline
     if message.owner and message.kind == "alert_opened":
         text = f"{message.owner} {text}"
     return {"text": text, "blocks": blocks}
 
 
 def render_thread_reply(message: Message) -> dict[str, Any]:
-    """The short reply under an alert's message when it resolves, so followers hear of it."""
+    """The short reply under an alert's message when it escalates or resolves, so followers hear of it.
+
+    An escalation is also shown in the channel and mentions the owner: it asks for more than before.
+    """
+    if message.kind == "alert_escalated":
+        owner = f"{message.owner} " if message.owner else ""
+        return {"text": f"{owner}{SEVERITY_MARK.get(message.severity, '')} {message.status}, because: "
+                        f"{message.headline}", "reply_broadcast": True}
     return {"text": f":white_check_mark: {message.status}"}
 
 
