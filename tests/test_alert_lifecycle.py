@@ -93,3 +93,29 @@ def test_digest_items_are_counted_apart_from_on_call_alerts(tmp_path):
     first, second = replay(config, {0: [DROP, drift], 1: [DROP, drift]}, last=1)
     assert (len(first.opened), len(first.digest)) == (1, 1)
     assert (first.updated, len(second.updated), len(second.digest)) == ([], 1, 1)
+
+
+def test_every_kind_the_rules_raise_has_a_default_playbook_and_the_message_says_it_is_the_default(tmp_path):
+    import re
+    from pathlib import Path
+
+    from mlwatch.alerts import messages, playbooks, rules
+    from mlwatch.config import BUILT_IN_PLAYBOOKS, PLAYBOOK_DIGEST
+
+    raised = set(re.findall(r'kind="(\w+)"', Path(rules.__file__).read_text())) | rules.DRIFT_KINDS
+    assert raised <= set(playbooks.ALERT_KINDS) == set(playbooks.DEFAULT_FOR_KIND)
+    assert set(BUILT_IN_PLAYBOOKS) == set(playbooks.BUILT_IN)
+    assert {playbooks.DEFAULT_FOR_KIND[k] for k in raised} <= set(playbooks.BUILT_IN) | {PLAYBOOK_DIGEST}
+
+    config = toy_config(tmp_path)                  # maps performance_drop only
+    for kind in raised - {"drift", "performance_drop"}:
+        name, default = playbooks.chosen(config, ["toy"], kind)
+        assert default and playbooks.lookup(config, name) is not None, kind
+    assert playbooks.chosen(config, ["toy"], "drift") == (PLAYBOOK_DIGEST, True)   # never pages
+    assert playbooks.chosen(config, ["toy"], "performance_drop") == ("retrain", False)
+    alert = {"alert_id": "mlw-1", "kind": "drift_with_impact", "model_name": "toy", "playbook": "mlwatch_review",
+             "title": "t", "severity": "warning", "first_seen": dt.date(2026, 3, 1), "evidence": "{}"}
+    said = messages.alert_opened(alert, config)
+    assert said.playbook_title.endswith("(mlwatch's default)")
+    assert said.steps[-1] == ("This is mlwatch's default playbook for drift_with_impact: to choose your own, map "
+                              "drift_with_impact under models.toy.playbooks in mlwatch.yml")

@@ -32,6 +32,9 @@ _RESERVED_COLUMNS = {
     "predicted_label", "latency_ms", "cost_usd", "entity_id", "label", "labeled_at", "weight",
 }
 PLAYBOOK_DIGEST = "digest"
+# The names of mlwatch's built-in playbooks (alerts/playbooks.py defines them), usable by name.
+BUILT_IN_PLAYBOOKS = ("mlwatch_retrain", "mlwatch_rollback", "mlwatch_review", "mlwatch_data_incident",
+                      "mlwatch_cost", "mlwatch_constraint", "mlwatch_labels")
 
 
 class _Strict(BaseModel):
@@ -253,10 +256,11 @@ class Config(_Strict):
             if not _MODEL_NAME.match(name):
                 raise ValueError(f"model name {name!r} may use letters, digits, '_', '.' and '-' only")
             for kind, playbook in model.playbooks.items():
-                if playbook != PLAYBOOK_DIGEST and playbook not in self.playbooks:
+                if playbook != PLAYBOOK_DIGEST and playbook not in self.playbooks and playbook not in BUILT_IN_PLAYBOOKS:
                     raise ValueError(
                         f"models.{name}.playbooks.{kind}: playbook {playbook!r} is not defined under "
-                        f"playbooks: (defined: {sorted(self.playbooks)}, or 'digest')"
+                        f"playbooks: (defined: {sorted(self.playbooks)}, mlwatch's built-in "
+                        f"{sorted(BUILT_IN_PLAYBOOKS)}, or 'digest')"
                     )
         seen: dict[str, tuple[str, str]] = {}
         for name, model in self.models.items():

@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from typing import Callable
 
 from mlwatch import feature_value, ingest, self_measure, transform, validation
-from mlwatch.alerts import delivery, lifecycle, rules
+from mlwatch.alerts import delivery, lifecycle, playbooks, rules
 from mlwatch.config import Config
 from mlwatch.feeds import FEED_NAMES
 from mlwatch.warehouse import connect_writer, table_exists, writer_lock
@@ -151,7 +151,7 @@ def step_alerts(config: Config, run_date: dt.date, *, progress: Progress | None 
             alert = con.execute("SELECT * FROM marts.alerts WHERE alert_id = ?", [alert_id]).fetchone()
             columns = [d[0] for d in con.description]
             alert = dict(zip(columns, alert))
-            playbook = config.playbooks.get(alert["playbook"] or "")
+            playbook = playbooks.lookup(config, alert["playbook"])
             if playbook and playbook.action == "retrain":
                 governance.request_retrain(con, alert)
         decisions = governance.record_gate_decisions(con, config, run_date) if not result.skipped else []

@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 
 import duckdb
 
+from mlwatch.alerts import playbooks
 from mlwatch.alerts.candidate import SEVERITIES, Candidate, alert_id
 from mlwatch.alerts.rules import PERFORMANCE_KINDS
 from mlwatch.config import PLAYBOOK_DIGEST, Config
@@ -86,12 +87,10 @@ def responsible_models(config: Config, model_name: str, evidence: dict) -> list[
     return [m for m in evidence.get("models", []) if m in config.models]
 
 
-def playbook_for(config: Config, candidate: Candidate) -> str | None:
-    for name in responsible_models(config, candidate.model_name, candidate.evidence):
-        playbook = config.models[name].playbooks.get(candidate.kind)
-        if playbook:
-            return playbook
-    return None
+def playbook_for(config: Config, candidate: Candidate) -> str:
+    """The model's playbook for the alert's kind, else mlwatch's default for it (alerts/playbooks.py)."""
+    return playbooks.chosen(config, responsible_models(config, candidate.model_name, candidate.evidence),
+                            candidate.kind)[0]
 
 
 def apply(con: duckdb.DuckDBPyConnection, config: Config, run_date: dt.date,

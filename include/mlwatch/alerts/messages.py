@@ -21,6 +21,7 @@ import json
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
+from mlwatch.alerts import playbooks
 from mlwatch.config import Config
 from mlwatch.warehouse import table_exists
 
@@ -120,13 +121,18 @@ def _metric_facts(alert: dict[str, Any], evidence: dict[str, Any]) -> list[tuple
 
 def _playbook(config: Config, alert: dict[str, Any], previous: str | None) -> tuple[str | None, list[str], str | None]:
     evidence = json.loads(alert.get("evidence") or "{}")
-    playbook = config.playbooks.get(alert.get("playbook") or "")
+    playbook = playbooks.lookup(config, alert.get("playbook"))
     command = evidence.get("command")
     if playbook and playbook.command:
         previous = previous or evidence.get("previous_version") or "<previous version>"
         command = playbook.command.format(model=alert["model_name"], previous_version=previous,
                                           alert_id=alert["alert_id"], version=alert.get("model_version") or "")
-    return (playbook.title if playbook else None), (list(playbook.steps) if playbook else []), command
+    steps = list(playbook.steps) if playbook else []
+    if playbook and alert.get("playbook") not in config.playbooks:
+        model = alert["model_name"] if alert["model_name"] in config.models else "<model>"
+        steps.append(f"This is mlwatch's default playbook for {alert['kind']}: to choose your own, map "
+                     f"{alert['kind']} under models.{model}.playbooks in mlwatch.yml")
+    return (playbook.title if playbook else None), steps, command
 
 
 def alert_opened(alert: dict[str, Any], config: Config, *, previous: str | None = None) -> Message:
