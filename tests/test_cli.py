@@ -88,6 +88,10 @@ def test_bad_usage_and_bad_configuration_exit_2(built, tmp_path):
     result = mlwatch("run", "--date", "yesterday", cwd=folder)
     assert result.returncode == 2 and "--date must be a date as YYYY-MM-DD, got 'yesterday'" in result.stderr
     assert mlwatch("run", cwd=folder).returncode == 2                       # --date is required
+    for command in (["run", "--date", "2026-03-01"], ["backfill", "--start", "2026-03-01", "--end", "2026-03-02"]):
+        refused = mlwatch(*command, cwd=tmp_path)        # no configuration anywhere: refused, nothing built
+        assert refused.returncode == 2 and f"no mlwatch.yml in {tmp_path}" in refused.stderr, refused.stderr
+        assert not (tmp_path / "warehouse").exists()
     (tmp_path / "mlwatch.yml").write_text("models: {m: {task: classifier, reference: {start: 2026-01-01, end: 2026-01-02}}}")
     result = mlwatch("run", "--date", "2026-03-01", cwd=tmp_path)
     assert result.returncode == 2 and "models.m.task" in result.stderr and "'classifier'" in result.stderr

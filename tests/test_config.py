@@ -3,14 +3,21 @@ from pathlib import Path
 
 import pytest
 
-from mlwatch.config import load_config, parse_config
+from mlwatch.config import embedded_config, load_config, parse_config
 from mlwatch.errors import ConfigError
 from tests.conftest import REPO
 
 
+def test_without_a_configuration_file_mlwatch_refuses_to_run(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(ConfigError) as refused:
+        load_config()
+    assert f"no mlwatch.yml in {tmp_path}" in str(refused.value) and "mlwatch demo" in str(refused.value)
+
+
 def test_embedded_configuration_is_valid_and_complete(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
-    config = load_config()  # no file anywhere: the embedded demo configuration
+    config = embedded_config()
     assert config.source == "<embedded>" and config.warehouse == tmp_path / "warehouse" / "mlwatch.duckdb"
     assert set(config.models) == {"card_fraud", "delivery_eta"}
     fraud = config.models["card_fraud"]

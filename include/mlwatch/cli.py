@@ -29,7 +29,7 @@ app = typer.Typer(
 out = Console(soft_wrap=True, width=None if sys.stdout.isatty() else 200)
 err = Console(stderr=True, soft_wrap=True)
 
-ConfigOption = typer.Option(None, "--config", "-c", help="Configuration file (default: $MLWATCH_CONFIG, ./mlwatch.yml, embedded demo).")
+ConfigOption = typer.Option(None, "--config", "-c", help="Configuration file (default: $MLWATCH_CONFIG, else ./mlwatch.yml).")
 
 
 def _table(columns: list[str], title: str | None = None) -> Table:
@@ -59,10 +59,7 @@ def _date(value: str, name: str) -> dt.date:
 
 
 def _config(path: Optional[Path]) -> Config:
-    config = load_config(path)
-    if config.source == "<embedded>":
-        err.print("[dim]No mlwatch.yml found: using the embedded demo configuration.[/dim]")
-    return config
+    return load_config(path)
 
 
 class _Progress:

@@ -313,10 +313,24 @@ def find_config_path(explicit: str | os.PathLike | None = None) -> Path | None:
 
 
 def load_config(explicit: str | os.PathLike | None = None) -> Config:
+    """The configuration from --config, else $MLWATCH_CONFIG, else ./mlwatch.yml.
+
+    Without one, mlwatch refuses to run: the embedded demo configuration would build an
+    empty warehouse and report an all-clear about data it was never pointed at. Only
+    `mlwatch demo` uses it (embedded_config).
+    """
     path = find_config_path(explicit)
     if path is None:
-        return parse_config(embedded_config_text(), source="<embedded>", base_dir=Path.cwd())
+        raise ConfigError(
+            f"no configuration: no --config, no ${CONFIG_ENV}, and no mlwatch.yml in {Path.cwd()}. Write one "
+            "(README, section Configuration; the annotated example is include/mlwatch/demo/mlwatch.yml) and pass "
+            "it with --config, or run `mlwatch demo` to try mlwatch on sample data")
     return parse_config(path.read_text(), source=str(path), base_dir=path.resolve().parent)
+
+
+def embedded_config() -> Config:
+    """The demo's configuration, with its paths relative to the working directory."""
+    return parse_config(embedded_config_text(), source="<embedded>", base_dir=Path.cwd())
 
 
 def parse_config(text: str, *, source: str, base_dir: Path) -> Config:
