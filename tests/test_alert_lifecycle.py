@@ -19,13 +19,29 @@ COVERAGE = Candidate(kind="coverage_drop", model_name="toy", dedupe_key="coverag
                      severity="critical", title="toy: amount coverage dropped", run_date=FIRST)
 
 
-def replay(config, nights: dict[int, list[Candidate]], last: int) -> list[lifecycle.LifecycleResult]:
-    """Apply the candidates of night FIRST + i for i in 0..last (nights missing from `nights` are clear)."""
+def replay(config, nights: dict[int, list[Candidate]], last: int,
+           without_data: set[int] = frozenset()) -> list[lifecycle.LifecycleResult]:
+    """Apply the candidates of night FIRST + i for i in 0..last (nights missing from `nights` are clear).
+
+    Every night but those in `without_data` has the marts' evidence to judge the alerts: a
+    labeled performance window and SLO figures (alerts/evidence.py reads them).
+    """
     results = []
     with connect_writer(config.warehouse) as con:
         ensure_tables(con, config)
+        con.execute("CREATE SCHEMA IF NOT EXISTS marts")
+        con.execute("CREATE TABLE IF NOT EXISTS marts.performance (model_name VARCHAR, window_end DATE, "
+                    "window_days INTEGER, metric VARCHAR, model_version VARCHAR, segment VARCHAR, "
+                    "segment_value VARCHAR, n_labeled BIGINT)")
+        con.execute("CREATE TABLE IF NOT EXISTS marts.slo_status (model_name VARCHAR, day DATE, slo VARCHAR, "
+                    "met BOOLEAN)")
         for i in range(last + 1):
             night = FIRST + dt.timedelta(days=i)
+            if i not in without_data:
+                con.execute("INSERT INTO marts.performance VALUES ('toy', ?, 3, 'roc_auc', '__all__', '__all__', "
+                            "'__all__', 800)", [night])
+                con.execute("INSERT INTO marts.slo_status VALUES ('toy', ?, 'min_feature_coverage', ?)",
+                            [night, not any(c.kind == "coverage_drop" for c in nights.get(i, []))])
             found = [replace(c, run_date=night) for c in nights.get(i, [])]
             results.append(lifecycle.apply(con, config, night, found))
     return results
@@ -72,6 +88,21 @@ def test_the_grace_period_is_configurable(tmp_path):
     config = toy_config(tmp_path, edit=one_night)
     replay(config, {0: [DROP], 2: [DROP]}, last=2)
     assert [a[1:] for a in alerts(config)] == [("resolved", day(0), day(0), day(1)), ("open", day(2), day(2), None)]
+
+
+def test_a_night_without_data_resolves_nothing_and_is_not_a_clear_night(tmp_path):
+    config = toy_config(tmp_path)
+    # Both conditions clear on night 1, but nights 1 and 2 had no data: nothing to judge them on.
+    results = replay(config, {0: [DROP, COVERAGE]}, last=4, without_data={1, 2})
+    assert [sorted(r.unjudged) != [] for r in results] == [False, True, True, False, False]
+    assert [len(r.resolved) for r in results] == [0, 0, 0, 1, 0]      # coverage: the first night with data
+    assert alerts(config) == [("coverage_drop", "resolved", day(0), day(0), day(3)),
+                              ("performance_drop", "open", day(0), day(0), None)]   # 2 clear nights of 3
+    results = replay(config, {0: [DROP, COVERAGE]}, last=5, without_data={1, 2})
+    assert alerts(config)[1] == ("performance_drop", "resolved", day(0), day(0), day(5))
+    with duckdb.connect(str(config.warehouse), read_only=True) as con:
+        reason = con.execute("SELECT unjudged_reason FROM marts.alerts WHERE kind = 'performance_drop'").fetchone()[0]
+    assert reason == f"0 labeled predictions in the window ending {day(2)}, 100 needed to judge it"
 
 
 def test_a_rerun_of_the_night_changes_nothing(tmp_path):

@@ -87,6 +87,21 @@ def test_alerts_reach_slack_once_are_edited_while_they_hold_and_a_rerun_sends_no
     assert fake_slack.token not in text
 
 
+def test_a_night_without_data_is_no_all_clear(degrading_toy):
+    config = degrading_toy
+    nightly.backfill(config, START, dt.date(2026, 3, 12))
+    opened = {a["alert_id"] for a in alerts(config) if a["status"] == "open"}
+    assert opened
+    # Nothing has landed for 03-20: no predictions, no labels. Nothing can be judged, so nothing resolves.
+    report = nightly.run_night(config, dt.date(2026, 3, 20))
+    assert report.alerts.resolved == [] and set(report.alerts.unjudged) == opened
+    assert {a["alert_id"] for a in alerts(config) if a["status"] == "open"} == opened
+    outbox = [json.loads(line) for line in (config.reports / "outbox.jsonl").read_text().splitlines()]
+    said = [m for m in outbox if m["message_id"].endswith(":unjudged:2026-03-20")]
+    assert len(said) == len(opened)
+    assert all("Not judged on 2026-03-20" in json.dumps(m["blocks"]) for m in said)
+
+
 def test_alert_resolves_when_the_condition_clears(degrading_toy, tmp_path):
     config = degrading_toy
     # From 03-14 on the model is good again.

@@ -175,6 +175,8 @@ def test_a_crash_while_resolving_replies_in_the_thread_once(tmp_path, fake_slack
     assert len(notify(config).sent) == 1
     next_night = NIGHT + dt.timedelta(days=1)
     with connect_writer(config.warehouse) as con:
+        con.execute("CREATE TABLE marts.slo_status AS SELECT 'toy' AS model_name, ?::DATE AS day, "
+                    "'max_cost_per_prediction_usd' AS slo, true AS met", [next_night])
         assert lifecycle.apply(con, config, next_night, []).resolved     # the cost came back under budget
     crash_notify(config, next_night, point, fake_slack)
     with connect_writer(config.warehouse) as con:

@@ -89,6 +89,7 @@ def _summary(report: nightly.RunReport) -> None:
     if report.alerts:
         a = report.alerts
         out.print(f"alerts: {len(a.opened)} opened, {len(a.updated)} still open, {len(a.resolved)} resolved"
+                  + (f", {len(a.unjudged)} kept open without the data to judge them" if a.unjudged else "")
                   + (f"; {len(a.digest)} item(s) for the digest, not for on-call" if a.digest else ""))
     if report.delivery and report.delivery.queued:
         d = report.delivery

@@ -157,7 +157,8 @@ def step_alerts(config: Config, run_date: dt.date, *, progress: Progress | None 
         decisions = governance.record_gate_decisions(con, config, run_date) if not result.skipped else []
     _say(progress, f"alerts {run_date}: {len(result.opened)} opened, {len(result.updated)} still open "
                    f"({len(result.escalated)} escalated), "
-                   f"{len(result.resolved)} resolved, {len(result.suppressed)} explained by another alert, "
+                   f"{len(result.resolved)} resolved, {len(result.unjudged)} not judged (no data), "
+                   f"{len(result.suppressed)} explained by another alert, "
                    f"{len(result.digest)} in the digest"
                    + (" (lifecycle already past this night)" if result.skipped else ""))
     for d in decisions:

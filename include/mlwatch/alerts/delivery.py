@@ -124,6 +124,10 @@ def enqueue(con: duckdb.DuckDBPyConnection, config: Config, run_date: dt.date) -
         update = messages.alert_update(alert, config)
         queued += _queue(con, update, target=f"{alert['alert_id']}:opened")
     for alert in _rows(con.execute(
+            "SELECT * FROM marts.alerts WHERE status = 'open' AND delivery = 'message' AND last_seen < ? "
+            "AND list_contains(unjudged_nights, ?)", [run_date, run_date])):
+        queued += _queue(con, messages.alert_unjudged(alert, config, run_date), target=f"{alert['alert_id']}:opened")
+    for alert in _rows(con.execute(
             "SELECT * FROM marts.alerts WHERE status = 'resolved' AND resolved_on = ? AND delivery = 'message'",
             [run_date])):
         queued += _queue(con, messages.alert_resolved(alert, config), target=f"{alert['alert_id']}:opened")

@@ -3,11 +3,12 @@
 A condition that holds again the next night updates its alert (last_seen) instead of
 opening a new one; an open alert whose condition no longer holds is resolved (a
 performance alert only after slos.performance.resolve_after_days clear nights: see
-_resolves). Kinds
-that a model routes to the 'digest' playbook are recorded with status 'digest' and
-never page. A condition another alert explains (rules.correlate) keeps its alert open
-if it has one, and opens none. A rerun of the night gives the same table; a rerun of an older night,
-after later nights have run, leaves the lifecycle alone.
+_resolves), but only on a night with the evidence to judge it (alerts/evidence.py): a
+night without keeps it open and records why. Kinds that a model routes to the 'digest'
+playbook are recorded with status 'digest' and never page. A condition another alert
+explains (rules.correlate) keeps its alert open if it has one, and opens none. A rerun
+of the night gives the same table; a rerun of an older night, after later nights have
+run, leaves the lifecycle alone.
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ from dataclasses import dataclass, field
 
 import duckdb
 
-from mlwatch.alerts import playbooks
+from mlwatch.alerts import evidence, playbooks
 from mlwatch.alerts.candidate import SEVERITIES, Candidate, alert_id
 from mlwatch.alerts.rules import PERFORMANCE_KINDS
 from mlwatch.config import PLAYBOOK_DIGEST, Config
@@ -55,7 +56,9 @@ CREATE TABLE IF NOT EXISTS marts.alerts (
     slack_ts VARCHAR,
     delivery VARCHAR,
     escalated_on DATE,         -- the last night its severity rose
-    escalated_from VARCHAR     -- the severity before that night
+    escalated_from VARCHAR,    -- the severity before that night
+    unjudged_nights DATE[],    -- nights without the evidence to judge it (kept open, not counted as clear)
+    unjudged_reason VARCHAR    -- why the last of them could not judge it
 )
 """
 
@@ -68,6 +71,7 @@ class LifecycleResult:
     digest: list[str] = field(default_factory=list)     # items for the digest, new or still there: not on-call's
     resolved: list[str] = field(default_factory=list)
     escalated: list[str] = field(default_factory=list)  # still open, and more severe than the night before
+    unjudged: list[str] = field(default_factory=list)   # kept open: tonight had no evidence either way
     suppressed: list[str] = field(default_factory=list)
     skipped: bool = False
 
@@ -75,7 +79,8 @@ class LifecycleResult:
 def ensure_tables(con: duckdb.DuckDBPyConnection) -> None:
     con.execute("CREATE SCHEMA IF NOT EXISTS marts")
     con.execute(ALERTS_DDL)
-    for column, kind in (("delivery", "VARCHAR"), ("escalated_on", "DATE"), ("escalated_from", "VARCHAR")):
+    for column, kind in (("delivery", "VARCHAR"), ("escalated_on", "DATE"), ("escalated_from", "VARCHAR"),
+                         ("unjudged_nights", "DATE[]"), ("unjudged_reason", "VARCHAR")):
         con.execute(f"ALTER TABLE marts.alerts ADD COLUMN IF NOT EXISTS {column} {kind}")
     con.execute("CREATE TABLE IF NOT EXISTS ops.alert_nights (run_date DATE PRIMARY KEY)")
 
@@ -109,7 +114,16 @@ def apply(con: duckdb.DuckDBPyConnection, config: Config, run_date: dt.date,
             _upsert(con, config, candidate, result)
         keys = {c.dedupe_key for c in candidates}  # suppressed ones too: the condition still holds
         cleared = [a for a in _active(con, run_date) if a["dedupe_key"] not in keys]
-        result.resolved = sorted(a["alert_id"] for a in cleared if _resolves(config, a, run_date))
+        for alert in cleared:
+            why = evidence.missing(con, config, alert, run_date)
+            if why:
+                con.execute("UPDATE marts.alerts SET unjudged_nights = list_distinct(list_append("
+                            "coalesce(unjudged_nights, []), ?)), unjudged_reason = ? WHERE alert_id = ?",
+                            [run_date, why, alert["alert_id"]])
+                result.unjudged.append(alert["alert_id"])
+            elif _resolves(config, alert, run_date):
+                result.resolved.append(alert["alert_id"])
+        result.resolved.sort()
         con.execute("UPDATE marts.alerts SET status = 'resolved', resolved_on = ? WHERE list_contains(?, alert_id)",
                     [run_date, result.resolved])
         con.execute("INSERT OR IGNORE INTO ops.alert_nights VALUES (?)", [run_date])
@@ -121,8 +135,8 @@ def apply(con: duckdb.DuckDBPyConnection, config: Config, run_date: dt.date,
 
 
 def _active(con: duckdb.DuckDBPyConnection, run_date: dt.date) -> list[dict]:
-    cursor = con.execute("SELECT alert_id, dedupe_key, model_name, kind, last_seen FROM marts.alerts "
-                         "WHERE status IN ('open', 'digest') AND first_seen <= ?", [run_date])
+    cursor = con.execute("SELECT * FROM marts.alerts WHERE status IN ('open', 'digest') AND first_seen <= ?",
+                         [run_date])
     columns = [d[0] for d in cursor.description]
     return [dict(zip(columns, row)) for row in cursor.fetchall()]
 
@@ -139,7 +153,9 @@ def _resolves(config: Config, alert: dict, run_date: dt.date) -> bool:
     model = config.models.get(alert["model_name"])
     if alert["kind"] not in PERFORMANCE_KINDS or model is None:
         return True
-    return (run_date - alert["last_seen"]).days >= model.slos.performance.resolve_after_days
+    # Nights without evidence are not clear nights: they said nothing.
+    unjudged = [d for d in alert.get("unjudged_nights") or [] if alert["last_seen"] < d < run_date]
+    return (run_date - alert["last_seen"]).days - len(unjudged) >= model.slos.performance.resolve_after_days
 
 
 def _upsert(con: duckdb.DuckDBPyConnection, config: Config, c: Candidate, result: LifecycleResult) -> None:

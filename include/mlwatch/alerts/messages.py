@@ -156,6 +156,19 @@ def alert_update(alert: dict[str, Any], config: Config, *, previous: str | None 
     )
 
 
+def alert_unjudged(alert: dict[str, Any], config: Config, run_date: dt.date) -> Message:
+    """The night could not judge the alert (no data for it): the message says so and it stays open."""
+    title, steps, command = _playbook(config, alert, None)
+    return Message(
+        message_id=f"{alert['alert_id']}:unjudged:{_date(run_date)}", channel=_channel(config, alert),
+        run_date=run_date, kind="alert_update", headline=alert["title"], severity=alert["severity"],
+        alert_id=alert["alert_id"],
+        status=(f"Not judged on {_date(run_date)}: {alert['unjudged_reason']}. Still open (last seen "
+                f"{_date(alert['last_seen'])}): it resolves only on a night with the evidence to judge it"),
+        facts=_facts(alert), playbook_title=title, steps=steps, command=command, owner=_owner(config, alert),
+    )
+
+
 def alert_escalated(alert: dict[str, Any], config: Config, *, previous: str | None = None) -> Message:
     title, steps, command = _playbook(config, alert, previous)
     return Message(
