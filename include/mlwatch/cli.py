@@ -8,15 +8,18 @@ import math
 import sys
 import time
 from pathlib import Path
-from typing import Optional
+from typing import TYPE_CHECKING, Optional
 
 import typer
 from rich.console import Console
 from rich.table import Table
 
-from mlwatch import adhoc, nightly
+from mlwatch import adhoc
 from mlwatch.config import Config, load_config
 from mlwatch.errors import MlwatchError, UsageError
+
+if TYPE_CHECKING:
+    from mlwatch import nightly
 
 app = typer.Typer(
     add_completion=False,
@@ -125,6 +128,8 @@ def run(date: str = typer.Option(..., "--date", "-d", help="Logical date to proc
         config: Optional[Path] = ConfigOption) -> None:
     """Run the nightly job for one date: ingest, build the warehouse, alert."""
     cfg = _config(config)
+    from mlwatch import nightly   # the night's libraries (scipy, pandas, dbt) load only for the commands using them
+
     report = nightly.run_night(cfg, _date(date, "--date"), progress=_Progress())
     _summary(report)
     _exit_for(report)
@@ -136,6 +141,8 @@ def backfill(start: str = typer.Option(..., "--start", help="First date (YYYY-MM
              config: Optional[Path] = ConfigOption) -> None:
     """The same warehouse as nightly runs of every day START..END, in one pass."""
     cfg = _config(config)
+    from mlwatch import nightly
+
     report = nightly.backfill(cfg, _date(start, "--start"), _date(end, "--end"), progress=_Progress())
     _summary(report)
     _exit_for(report)
@@ -268,6 +275,8 @@ def demo(days: int = typer.Option(60, help="Days of data."),
     progress = _Progress()
     demo_module.make_landing(cfg, spec, progress)
     if replay_from is None:
+        from mlwatch import nightly
+
         report = nightly.backfill(cfg, spec.start, spec.end, progress=progress)
     else:
         report = demo_module.replay(cfg, spec, _date(replay_from, "--replay-from"), progress)
