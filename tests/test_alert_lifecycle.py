@@ -130,10 +130,11 @@ def test_every_kind_the_rules_raise_has_a_default_playbook_and_the_message_says_
     import re
     from pathlib import Path
 
-    from mlwatch.alerts import messages, playbooks, rules
+    from mlwatch.alerts import messages, playbooks, rules, volume
     from mlwatch.config import BUILT_IN_PLAYBOOKS, PLAYBOOK_DIGEST
 
-    raised = set(re.findall(r'kind="(\w+)"', Path(rules.__file__).read_text())) | rules.DRIFT_KINDS
+    sources = Path(rules.__file__).read_text() + Path(volume.__file__).read_text()
+    raised = set(re.findall(r'kind="(\w+)"', sources)) | rules.DRIFT_KINDS
     assert raised <= set(playbooks.ALERT_KINDS) == set(playbooks.DEFAULT_FOR_KIND)
     assert set(BUILT_IN_PLAYBOOKS) == set(playbooks.BUILT_IN)
     assert {playbooks.DEFAULT_FOR_KIND[k] for k in raised} <= set(playbooks.BUILT_IN) | {PLAYBOOK_DIGEST}

@@ -14,6 +14,7 @@ from mlwatch.config import PLAYBOOK_DIGEST, Config, Playbook
 ALERT_KINDS = (
     "performance_drop", "performance_drop_after_release", "segment_performance_drop", "coverage_drop",
     "cost_over_budget", "time_to_decision_breach", "data_loss", "labels_stopped", "drift", "drift_with_impact",
+    "no_data", "volume_drop",
 )
 
 BUILT_IN = {
@@ -67,6 +68,8 @@ DEFAULT_FOR_KIND = {
     "labels_stopped": "mlwatch_labels",
     "drift": PLAYBOOK_DIGEST,
     "drift_with_impact": "mlwatch_review",
+    "no_data": "mlwatch_data_incident",
+    "volume_drop": "mlwatch_data_incident",
 }
 
 

@@ -20,6 +20,7 @@ from typing import Callable
 import duckdb
 from scipy import stats
 
+from mlwatch.alerts import volume
 from mlwatch.alerts.candidate import Candidate
 from mlwatch.config import Config, ModelConfig
 from mlwatch.drift.methods import benjamini_hochberg
@@ -459,6 +460,7 @@ RULES: dict[str, Rule] = {
     "time_to_decision_breach": time_to_decision_breach,
     "data_loss": data_loss,
     "labels_stopped": labels_stopped,
+    "no_data": volume.feed_volume,       # and volume_drop
 }
 # What a critical feature's outage explains while it is inside the performance window:
 # the model's performance drops, the outage feature's own drift, and the score's drift.
