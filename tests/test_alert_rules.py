@@ -91,3 +91,64 @@ def test_a_drop_the_multiple_testing_control_does_not_support_raises_nothing(war
 def test_too_few_labeled_rows_raise_nothing(warehouse):
     add(warehouse, ("2.0", "country", "BR", 0.50, 0.40, 0.60, 0.82, 99))
     assert segment_alerts(warehouse) == []
+
+
+# --- the whole model: a large drop in the judged window, a smaller one that lasts in the longer ones --------
+
+def windows_config(tmp_path):
+    def edit(data):
+        data["models"]["toy"]["windows"] = [1, 7, 30]
+        data["models"]["toy"]["slos"]["performance"] = {"metric": "roc_auc", "max_relative_drop": 0.01,
+                                                        "min_labeled": 500, "window_days": 7}
+    config = toy_config(tmp_path, edit=edit)
+    config.warehouse.parent.mkdir(parents=True)
+    with duckdb.connect(str(config.warehouse)) as con:
+        con.execute("CREATE SCHEMA marts")
+        con.execute("CREATE TABLE marts.performance (model_name VARCHAR, model_version VARCHAR, segment VARCHAR, "
+                    "segment_value VARCHAR, window_end DATE, window_days INTEGER, metric VARCHAR, value DOUBLE, "
+                    "ci_low DOUBLE, ci_high DOUBLE, reference_value DOUBLE, n_labeled BIGINT, label_coverage DOUBLE)")
+    return config
+
+
+def whole_model(config, night, *rows):
+    """rows: (window_days, value, ci_low, ci_high, reference, n_labeled) on `night`."""
+    with duckdb.connect(str(config.warehouse)) as con:
+        for days, *numbers in rows:
+            con.execute("INSERT INTO marts.performance VALUES ('toy', '__all__', '__all__', '__all__', ?, ?, "
+                        "'roc_auc', ?, ?, ?, ?, ?, 0.9)", [night, days, *numbers])
+    with duckdb.connect(str(config.warehouse), read_only=True) as con:
+        return rules.performance_drop(con, config, night)
+
+
+def test_a_sustained_moderate_drop_pages_from_the_window_whose_labels_show_it(tmp_path):
+    config = windows_config(tmp_path)
+    # 1.2% worse for months: 5,000 labels in 30 days exclude the reference, a week's 1,200 do not.
+    [alert] = whole_model(config, NIGHT, (7, 0.959, 0.947, 0.971, 0.971, 1200),
+                          (30, 0.959, 0.954, 0.965, 0.971, 5000))
+    assert alert.dedupe_key == "performance_drop|toy|roc_auc|7d"        # one alert, whichever window shows it
+    assert alert.window_days == 30 and alert.severity == "warning"
+    assert alert.title.endswith("1.2% worse than its reference 0.9710, sustained over 30 days")
+    fired = dict(alert.evidence["facts"])["Fired by"]
+    assert fired == ("the 30-day window (Benjamini-Hochberg over the 1 longer window(s)); the 7-day window alone "
+                     "does not show it yet")
+
+
+def test_a_large_drop_pages_from_the_judged_window(tmp_path):
+    config = windows_config(tmp_path)
+    [alert] = whole_model(config, NIGHT, (7, 0.90, 0.88, 0.92, 0.971, 1200), (30, 0.955, 0.95, 0.96, 0.971, 5000))
+    assert alert.window_days == 7 and "sustained" not in alert.title and alert.severity == "critical"
+    assert dict(alert.evidence["facts"])["Fired by"].startswith("the 7-day, 30-day windows")
+
+
+@pytest.mark.parametrize("rows", [
+    # the reference period itself: every window is the reference
+    [(7, 0.971, 0.960, 0.982, 0.971, 1200), (30, 0.971, 0.966, 0.976, 0.971, 5000)],
+    # noise: a little worse, the intervals hold the reference
+    [(7, 0.966, 0.954, 0.978, 0.971, 1200), (30, 0.968, 0.963, 0.973, 0.971, 5000)],
+    # significant but inside tolerance: 0.5% worse on 50,000 labels
+    [(7, 0.966, 0.963, 0.969, 0.971, 12000), (30, 0.966, 0.964, 0.968, 0.971, 50000)],
+    # beyond tolerance, but too few labels to judge
+    [(7, 0.90, 0.80, 0.95, 0.971, 400), (30, 0.90, 0.85, 0.95, 0.971, 499)],
+])
+def test_no_page_without_the_evidence(tmp_path, rows):
+    assert whole_model(windows_config(tmp_path), NIGHT, *rows) == []

@@ -94,50 +94,82 @@ def _one_sided_p(model: ModelConfig, row: dict) -> float | None:
     return float(stats.norm.sf(z))
 
 
-def _performance_rows(con, name: str, model: ModelConfig, run_date: dt.date, where: str, params: list) -> list[dict]:
+def _performance_rows(con, name: str, model: ModelConfig, run_date: dt.date, where: str, params: list,
+                      window_days: int | None = None) -> list[dict]:
     return _rows(
         con,
         "SELECT model_version, segment, segment_value, window_end, metric, value, ci_low, ci_high, reference_value, "
         "n_labeled, label_coverage FROM marts.performance WHERE model_name = ? AND metric = ? AND window_days = ? "
         f"AND window_end BETWEEN ? AND ? AND {where} ORDER BY window_end DESC",
-        [name, model.performance_metric, model.alert_window_days, run_date - dt.timedelta(days=HISTORY_DAYS),
-         run_date, *params])
+        [name, model.performance_metric, window_days or model.alert_window_days,
+         run_date - dt.timedelta(days=HISTORY_DAYS), run_date, *params])
 
 
-def _performance_facts(model: ModelConfig, row: dict, degradation: float) -> list[tuple[str, str]]:
+def _performance_facts(model: ModelConfig, row: dict, degradation: float,
+                       window_days: int | None = None) -> list[tuple[str, str]]:
     metric = row["metric"]
     return [
         ("How bad", f"{metric} {row['value']:.4f}, 95% CI [{row['ci_low']:.4f}, {row['ci_high']:.4f}] vs reference "
-                    f"{row['reference_value']:.4f} ({model.alert_window_days}-day window)"),
+                    f"{row['reference_value']:.4f} ({window_days or model.alert_window_days}-day window)"),
         ("Change", f"{_pct(degradation)} worse (tolerance {_pct(model.slos.performance.max_relative_drop)})"),
         ("Evidence", f"{int(row['n_labeled']):,} labeled predictions, label coverage {_pct(row['label_coverage'] or 0)}"),
     ]
 
 
+# A 95% interval that excludes the reference is a one-sided test at this level.
+ONE_SIDED_LEVEL = 0.025
+
+
 def performance_drop(con: duckdb.DuckDBPyConnection, config: Config, run_date: dt.date) -> list[Candidate]:
-    """The model as a whole (all versions) is worse than its reference beyond tolerance."""
+    """The model as a whole (all versions) is worse than its reference beyond tolerance.
+
+    The judged window (slos.performance.window_days) sees a large drop within days: its
+    interval must exclude the reference, as always. A smaller drop that lasts shows in
+    the longer configured windows first: their labels accumulate the evidence that a week
+    of them cannot. Those are tested too, with Benjamini-Hochberg across them (they are
+    extra tests; the judged window keeps its own power). The alert comes from the shortest
+    window that shows the drop, and says which.
+    """
     found = []
     for name, model in sorted(config.models.items()):
-        rows = _performance_rows(con, name, model, run_date, "model_version = '__all__' AND segment = '__all__'", [])
-        if not rows or rows[0]["window_end"] != run_date:
+        judged = model.alert_window_days
+        tested = []
+        for window in sorted({judged, *(w for w in model.windows if w > judged)}):
+            rows = _performance_rows(con, name, model, run_date, "model_version = '__all__' AND segment = '__all__'",
+                                     [], window_days=window)
+            if rows and rows[0]["window_end"] == run_date and _one_sided_p(model, rows[0]) is not None \
+                    and rows[0]["n_labeled"] >= model.slos.performance.min_labeled:
+                tested.append((window, rows))
+        longer = [(window, rows) for window, rows in tested if window != judged]
+        adjusted = benjamini_hochberg([_one_sided_p(model, rows[0]) for _, rows in longer])
+        fired = [(window, rows) for window, rows in tested if window == judged and _degradation(model, rows[0])]
+        fired += [(window, rows) for (window, rows), q in zip(longer, adjusted)
+                  if q <= ONE_SIDED_LEVEL and _degradation(model, rows[0]) is not None]
+        if not fired:
             continue
+        window, rows = fired[0]
         latest = rows[0]
         degradation = _degradation(model, latest)
-        if degradation is None:
-            continue
         tolerance = model.slos.performance.max_relative_drop
+        shown_by = ", ".join(f"{w}-day" for w, _ in fired)
+        sustained = window != judged
         found.append(Candidate(
             kind="performance_drop", model_name=name,
-            dedupe_key=f"performance_drop|{name}|{latest['metric']}|{model.alert_window_days}d",
+            dedupe_key=f"performance_drop|{name}|{latest['metric']}|{judged}d",
             severity="critical" if degradation >= 2 * tolerance else "warning",
             title=(f"{name}: {latest['metric']} {latest['value']:.4f} is {_pct(degradation)} worse than its "
-                   f"reference {latest['reference_value']:.4f}"),
+                   f"reference {latest['reference_value']:.4f}"
+                   + (f", sustained over {window} days" if sustained else "")),
             run_date=run_date, since=_streak_start(rows, lambda r: _degradation(model, r) is not None),
             model_version="__all__", segment="__all__", segment_value="__all__", metric=latest["metric"],
-            window_days=model.alert_window_days, value=latest["value"], reference_value=latest["reference_value"],
+            window_days=window, value=latest["value"], reference_value=latest["reference_value"],
             ci_low=latest["ci_low"], ci_high=latest["ci_high"],
-            evidence={"facts": [("Model", name), *_performance_facts(model, latest, degradation)],
-                      "relative_degradation": round(degradation, 6), "n_labeled": int(latest["n_labeled"])},
+            evidence={"facts": [("Model", name), *_performance_facts(model, latest, degradation, window),
+                                ("Fired by", f"the {shown_by} window{'s' if len(fired) > 1 else ''}"
+                                 + (f" (Benjamini-Hochberg over the {len(longer)} longer window(s))" if longer else "")
+                                 + (f"; the {judged}-day window alone does not show it yet" if sustained else ""))],
+                      "relative_degradation": round(degradation, 6), "n_labeled": int(latest["n_labeled"]),
+                      "fired_by_window_days": window},
         ))
     return found
 
