@@ -140,9 +140,13 @@ def test_update_resolved_and_digest_render_as_pinned(config):
     drift = alert("drift", "card_fraud", "card_fraud: session_length_s drifted (no measured impact)",
                   [["Model", "card_fraud"], ["Feature", "session_length_s"], ["Drift", "ks 0.26 (7d), wasserstein 0.81 (7d)"],
                    ["Impact", "no measured effect on the score or performance"]], severity="info", status="digest")
-    digest = messages.digest("#payments-ml-alerts", NIGHT, [drift], [ALERTS["labels_stopped"]], budget=10)
+    quiet = dict(drift, first_seen=NIGHT - dt.timedelta(days=11), since=None,
+                 evidence='{"feature": "merchant_category"}')
+    digest = messages.digest("#payments-ml-alerts", NIGHT, [drift], [ALERTS["labels_stopped"]], budget=10,
+                             unchanged=[quiet])
     check("digest", messages.render_slack(digest))
     assert "1 alert(s) over today's budget of 10" in digest.status
+    assert "still drifting, unchanged: card_fraud merchant_category since 09-01 (12 nights)" in digest.status
 
 
 def test_report_summary_renders_as_pinned():

@@ -235,3 +235,25 @@ def test_an_escalation_edits_the_message_and_tells_the_owner_in_the_thread_once(
     assert replies[0]["text"].startswith("@toy-owner") and "warning → critical" in replies[0]["text"]
     assert [p for p in fake_slack.posts() if p.get("thread_ts")][0]["reply_broadcast"] in (True, "1", "true", "True")
     assert opened["text"].startswith("CRITICAL")             # the message itself now says critical
+
+
+def test_the_digest_lists_an_item_when_new_or_changed_and_otherwise_counts_it(tmp_path):
+    config = toy_config(tmp_path, edit=lambda d: d["models"]["toy"]["playbooks"].update(drift="digest"))
+
+    def drift(night, strength):
+        return Candidate(kind="drift", model_name="toy", dedupe_key="drift|toy|session_length_s", severity="info",
+                         title="toy: session_length_s drifted (no measured impact)", run_date=night, value=strength,
+                         evidence={"feature": "session_length_s"})
+
+    said = []
+    for offset, strength in enumerate([2.0, 2.1, 1.9, 2.2, 3.5, 3.4]):
+        night = NIGHT + dt.timedelta(days=offset)
+        with connect_writer(config.warehouse) as con:
+            ensure_tables(con, config)
+            lifecycle.apply(con, config, night, [drift(night, strength)])
+            delivery.enqueue(con, config, night)
+            said.append(con.execute("SELECT message FROM ops.outbox WHERE kind = 'digest' AND run_date = ?",
+                                    [night]).fetchone())
+    # Night 0 new, nights 1-3 within 25% of what was listed (nothing sent), night 4 moved (listed again), 5 not.
+    assert [s is not None for s in said] == [True, False, False, False, True, False]
+    assert "1 drift item(s) without measured impact, new or changed" in json.loads(said[4][0])["status"]

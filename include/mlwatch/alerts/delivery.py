@@ -137,15 +137,36 @@ def enqueue(con: duckdb.DuckDBPyConnection, config: Config, run_date: dt.date) -
             [run_date])):
         overflow.setdefault(messages.alert_opened(alert, config).channel, []).append(alert)
     drift_items: dict[str, list[dict]] = {}
+    unchanged: dict[str, list[dict]] = {}
     for alert in _rows(con.execute(
             "SELECT * FROM marts.alerts WHERE status = 'digest' AND last_seen = ? ORDER BY model_name, alert_id",
             [run_date])):
-        drift_items.setdefault(messages.alert_opened(alert, config).channel, []).append(alert)
+        channel = messages.alert_opened(alert, config).channel
+        (drift_items if _worth_listing(alert, run_date) else unchanged).setdefault(channel, []).append(alert)
+    # A digest with nothing new or changed is not sent: the report lists every item.
     for channel in sorted(set(overflow) | set(drift_items)):
         items, extra = drift_items.get(channel, []), overflow.get(channel, [])
-        message = messages.digest(channel, run_date, items, extra, config.slack.alerts_per_day)
+        message = messages.digest(channel, run_date, items, extra, config.slack.alerts_per_day,
+                                  unchanged.get(channel, []))
         queued += _queue(con, message, alert_ids=[a["alert_id"] for a in [*extra, *items]])
+        for alert in items:
+            con.execute("UPDATE marts.alerts SET digest_listed_on = ?, digest_listed_value = ? WHERE alert_id = ?",
+                        [run_date, alert["value"], alert["alert_id"]])
     return queued
+
+
+# A digest item is listed again when its value moved this much since it was last listed.
+DIGEST_CHANGE = 0.25
+
+
+def _worth_listing(alert: dict, run_date: dt.date) -> bool:
+    """New, listed tonight already (a rerun), or changed materially since it was last listed."""
+    listed_on, listed_value, value = alert.get("digest_listed_on"), alert.get("digest_listed_value"), alert["value"]
+    if alert["first_seen"] == run_date or listed_on is None or listed_on == run_date:
+        return True
+    if listed_value is None or value is None:
+        return listed_value != value
+    return abs(value - listed_value) > DIGEST_CHANGE * max(abs(listed_value), 1e-12)
 
 
 def enqueue_report(con: duckdb.DuckDBPyConnection, config: Config, run_date: dt.date, summary: dict,

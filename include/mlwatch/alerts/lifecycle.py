@@ -58,7 +58,9 @@ CREATE TABLE IF NOT EXISTS marts.alerts (
     escalated_on DATE,         -- the last night its severity rose
     escalated_from VARCHAR,    -- the severity before that night
     unjudged_nights DATE[],    -- nights without the evidence to judge it (kept open, not counted as clear)
-    unjudged_reason VARCHAR    -- why the last of them could not judge it
+    unjudged_reason VARCHAR,   -- why the last of them could not judge it
+    digest_listed_on DATE,     -- digest items: the last night the digest listed it in full
+    digest_listed_value DOUBLE -- and its value then (listed again when it moves materially)
 )
 """
 
@@ -80,7 +82,8 @@ def ensure_tables(con: duckdb.DuckDBPyConnection) -> None:
     con.execute("CREATE SCHEMA IF NOT EXISTS marts")
     con.execute(ALERTS_DDL)
     for column, kind in (("delivery", "VARCHAR"), ("escalated_on", "DATE"), ("escalated_from", "VARCHAR"),
-                         ("unjudged_nights", "DATE[]"), ("unjudged_reason", "VARCHAR")):
+                         ("unjudged_nights", "DATE[]"), ("unjudged_reason", "VARCHAR"),
+                         ("digest_listed_on", "DATE"), ("digest_listed_value", "DOUBLE")):
         con.execute(f"ALTER TABLE marts.alerts ADD COLUMN IF NOT EXISTS {column} {kind}")
     con.execute("CREATE TABLE IF NOT EXISTS ops.alert_nights (run_date DATE PRIMARY KEY)")
 

@@ -192,18 +192,30 @@ def alert_resolved(alert: dict[str, Any], config: Config) -> Message:
 
 
 def digest(channel: str, run_date: dt.date, drift_items: list[dict], overflow: list[dict],
-           budget: int) -> Message:
+           budget: int, unchanged: list[dict] = ()) -> Message:
+    """The day's digest: alerts over budget, new or changed drift items in full, unchanged ones counted."""
     items = [(a["title"], _digest_detail(a)) for a in overflow] + [(a["title"], _digest_detail(a)) for a in drift_items]
     parts = []
     if overflow:
         parts.append(f"{len(overflow)} alert(s) over today's budget of {budget}")
     if drift_items:
-        parts.append(f"{len(drift_items)} drift item(s) without measured impact")
+        parts.append(f"{len(drift_items)} drift item(s) without measured impact, new or changed")
+    if unchanged:
+        still = ", ".join(f"{_subject(a)} since {_date(a['since'] or a['first_seen'])[5:]} "
+                          f"({(run_date - a['first_seen']).days + 1} nights)" for a in unchanged[:10])
+        more = f" and {len(unchanged) - 10} more" if len(unchanged) > 10 else ""
+        parts.append(f"still drifting, unchanged: {still}{more}")
     return Message(
         message_id=f"digest:{channel}:{run_date.isoformat()}", channel=channel, run_date=run_date, kind="digest",
         headline=f"mlwatch daily digest for {run_date.isoformat()}", severity="info",
         status="; ".join(parts), items=items,
     )
+
+
+def _subject(alert: dict[str, Any]) -> str:
+    """What a digest item is about, in a few words: its feature, else its title."""
+    feature = json.loads(alert.get("evidence") or "{}").get("feature")
+    return f"{alert['model_name']} {feature}" if feature else alert["title"]
 
 
 def _digest_detail(alert: dict[str, Any]) -> str:

@@ -471,11 +471,13 @@ def drift(con: duckdb.DuckDBPyConnection, config: Config, run_date: dt.date) -> 
             moved = "the model's performance moved in the same window" if impact == "performance" else \
                 "the score moved with it (labels are not in yet)" if impact == "score" else \
                 "no measured effect on the score or performance"
+            # How strong: the largest effect as a multiple of its threshold (the digest relists an item when it moves).
+            ratios = [r["effect_size"] / r["threshold"] for r in mine if r["effect_size"] is not None and r["threshold"]]
             found.append(Candidate(
                 kind=kind, model_name=name, dedupe_key=f"{kind}|{name}|{feature}",
                 severity="warning" if with_impact else "info",
                 title=f"{name}: {feature} drifted" + (f" with impact on {impact}" if impact else " (no measured impact)"),
-                run_date=run_date, metric=f"drift:{feature}",
+                run_date=run_date, metric=f"drift:{feature}", value=round(max(ratios), 6) if ratios else None,
                 evidence={"facts": [("Model", name), ("Feature", feature), ("Drift", methods), ("Impact", moved)],
                           "feature": feature},
             ))
