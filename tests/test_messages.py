@@ -20,8 +20,9 @@ NIGHT = dt.date(2026, 9, 12)
 
 @pytest.fixture(scope="module")
 def config(tmp_path_factory):
-    # The embedded demo configuration.
-    return parse_config(embedded_config_text(), source="<embedded>", base_dir=tmp_path_factory.mktemp("cwd"))
+    # The embedded demo configuration, with the reports served where Slack links to them.
+    text = embedded_config_text() + "\nreport:\n  url: https://airflow.example.com/mlwatch/reports\n"
+    return parse_config(text, source="<embedded>", base_dir=tmp_path_factory.mktemp("cwd"))
 
 
 def alert(kind, model, title, facts, *, severity="critical", playbook=None, version=None, segment=None,
@@ -56,7 +57,8 @@ ALERTS = {
         command="mlwatch sql \"select window_end, model_version, value, ci_low, ci_high, reference_value, n_labeled "
                 "from marts.performance where model_name = 'card_fraud' and segment = 'country' "
                 "and segment_value = 'BR' and metric = 'roc_auc' and window_days = 7 "
-                "order by window_end desc, model_version limit 28\""),
+                "order by window_end desc, model_version limit 28\"",
+        act="mlwatch rollback --model card_fraud --to 1.4.0 --reason '{alert_id}'"),
     "coverage_drop": alert(
         "coverage_drop", "card_fraud", "card_fraud: critical feature account_age_days covers 65.5% of predictions (SLO 98.0%)",
         [["Model", "card_fraud"], ["Feature", "account_age_days"], ["Why", "0.0% missing, 34.5% are the default -1.0"]],

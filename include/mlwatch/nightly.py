@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from typing import Callable
 
 from mlwatch import feature_value, ingest, self_measure, transform, validation
-from mlwatch.alerts import delivery, lifecycle, playbooks, rules
+from mlwatch.alerts import delivery, lifecycle, messages, playbooks, rules
 from mlwatch.config import Config
 from mlwatch.feeds import FEED_NAMES
 from mlwatch.warehouse import connect_writer, table_exists, writer_lock
@@ -184,13 +184,6 @@ def step_notify(config: Config, run_date: dt.date, *, progress: Progress | None 
     return result
 
 
-def report_link(config: Config, path) -> str:
-    """Where readers open the page: under report.url when configured, else the file itself."""
-    if config.report.url:
-        return f"{config.report.url.rstrip('/')}/daily/{path.name}"
-    return path.resolve().as_uri()
-
-
 def step_report(config: Config, run_date: dt.date, *, progress: Progress | None = None):
     """Write the day's HTML report and post its summary with a link (once per night).
 
@@ -200,7 +193,7 @@ def step_report(config: Config, run_date: dt.date, *, progress: Progress | None 
 
     with connect_writer(config.warehouse) as con, self_measure.recorded(con, run_date, "reporting") as measured:
         written = report.write(con, config, run_date)
-        delivery.enqueue_report(con, config, run_date, written.summary, report_link(config, written.path))
+        delivery.enqueue_report(con, config, run_date, written.summary, messages.report_link(config, run_date))
         sent = delivery.deliver(con, config)
         measured.rows = written.charts
     _say(progress, f"report {run_date}: {written.path} ({written.charts} charts)")

@@ -19,6 +19,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 from dataclasses import asdict, dataclass, field
+from pathlib import Path
 from typing import Any
 
 from mlwatch.alerts import playbooks
@@ -41,7 +42,8 @@ class Message:
     facts: list[tuple[str, str]] = field(default_factory=list)
     playbook_title: str | None = None
     steps: list[str] = field(default_factory=list)
-    command: str | None = None
+    command: str | None = None    # the one command to act
+    look: str | None = None       # a query for a first look, when the command to act is another
     owner: str | None = None
     items: list[tuple[str, str]] = field(default_factory=list)   # digest lines: (title, detail)
     link: str | None = None       # the daily report
@@ -119,66 +121,71 @@ def _metric_facts(alert: dict[str, Any], evidence: dict[str, Any]) -> list[tuple
     return facts
 
 
-def _playbook(config: Config, alert: dict[str, Any], previous: str | None) -> tuple[str | None, list[str], str | None]:
+def report_link(config: Config, day: dt.date) -> str:
+    """Where readers open the day's report: under report.url when configured, else the file itself."""
+    if config.report.url:
+        return f"{config.report.url.rstrip('/')}/daily/{day.isoformat()}.html"
+    return (Path(config.reports) / "daily" / f"{day.isoformat()}.html").resolve().as_uri()
+
+
+def _guidance(config: Config, alert: dict[str, Any], previous: str | None, day: dt.date) -> dict[str, Any]:
+    """What the message tells on-call to do: the playbook, the one command to act, a first look, the report.
+
+    The command to act is the playbook's (rollback: with the version before), else the
+    rule's (a rollback for a release's segment drop); the rule's query for a first look
+    comes beside it.
+    """
     evidence = json.loads(alert.get("evidence") or "{}")
     playbook = playbooks.lookup(config, alert.get("playbook"))
-    command = evidence.get("command")
+    previous = previous or evidence.get("previous_version") or "<previous version>"
+    fill = {"model": alert["model_name"], "previous_version": previous, "alert_id": alert["alert_id"],
+            "version": alert.get("model_version") or ""}
+    command = look = evidence.get("command")
     if playbook and playbook.command:
-        previous = previous or evidence.get("previous_version") or "<previous version>"
-        command = playbook.command.format(model=alert["model_name"], previous_version=previous,
-                                          alert_id=alert["alert_id"], version=alert.get("model_version") or "")
+        command = playbook.command.format(**fill)
+    elif evidence.get("act"):
+        command = evidence["act"].replace("{alert_id}", alert["alert_id"])
     steps = list(playbook.steps) if playbook else []
     if playbook and alert.get("playbook") not in config.playbooks:
         model = alert["model_name"] if alert["model_name"] in config.models else "<model>"
         steps.append(f"This is mlwatch's default playbook for {alert['kind']}: to choose your own, map "
                      f"{alert['kind']} under models.{model}.playbooks in mlwatch.yml")
-    return (playbook.title if playbook else None), steps, command
+    return {"playbook_title": playbook.title if playbook else None, "steps": steps, "command": command,
+            "look": look if look != command else None, "link": report_link(config, day),
+            "owner": _owner(config, alert), "facts": _facts(alert), "channel": _channel(config, alert),
+            "headline": alert["title"], "severity": alert["severity"], "alert_id": alert["alert_id"]}
 
 
 def alert_opened(alert: dict[str, Any], config: Config, *, previous: str | None = None) -> Message:
-    title, steps, command = _playbook(config, alert, previous)
-    return Message(
-        message_id=f"{alert['alert_id']}:opened", channel=_channel(config, alert), run_date=alert["first_seen"],
-        kind="alert_opened", headline=alert["title"], severity=alert["severity"], alert_id=alert["alert_id"],
-        facts=_facts(alert), playbook_title=title, steps=steps, command=command, owner=_owner(config, alert),
-    )
+    return Message(message_id=f"{alert['alert_id']}:opened", run_date=alert["first_seen"], kind="alert_opened",
+                   **_guidance(config, alert, previous, alert["first_seen"]))
 
 
 def alert_update(alert: dict[str, Any], config: Config, *, previous: str | None = None) -> Message:
-    title, steps, command = _playbook(config, alert, previous)
     nights = (alert["last_seen"] - alert["first_seen"]).days + 1
     return Message(
-        message_id=f"{alert['alert_id']}:update:{_date(alert['last_seen'])}", channel=_channel(config, alert),
-        run_date=alert["last_seen"], kind="alert_update", headline=alert["title"], severity=alert["severity"],
-        alert_id=alert["alert_id"],
+        message_id=f"{alert['alert_id']}:update:{_date(alert['last_seen'])}", run_date=alert["last_seen"],
+        kind="alert_update",
         status=f"Still open on {_date(alert['last_seen'])} ({nights} nights; first raised {_date(alert['first_seen'])})",
-        facts=_facts(alert), playbook_title=title, steps=steps, command=command, owner=_owner(config, alert),
-    )
+        **_guidance(config, alert, previous, alert["last_seen"]))
 
 
 def alert_unjudged(alert: dict[str, Any], config: Config, run_date: dt.date) -> Message:
     """The night could not judge the alert (no data for it): the message says so and it stays open."""
-    title, steps, command = _playbook(config, alert, None)
     return Message(
-        message_id=f"{alert['alert_id']}:unjudged:{_date(run_date)}", channel=_channel(config, alert),
-        run_date=run_date, kind="alert_update", headline=alert["title"], severity=alert["severity"],
-        alert_id=alert["alert_id"],
+        message_id=f"{alert['alert_id']}:unjudged:{_date(run_date)}", run_date=run_date, kind="alert_update",
         status=(f"Not judged on {_date(run_date)}: {alert['unjudged_reason']}. Still open (last seen "
                 f"{_date(alert['last_seen'])}): it resolves only on a night with the evidence to judge it"),
-        facts=_facts(alert), playbook_title=title, steps=steps, command=command, owner=_owner(config, alert),
-    )
+        **_guidance(config, alert, None, run_date))
 
 
 def alert_escalated(alert: dict[str, Any], config: Config, *, previous: str | None = None) -> Message:
-    title, steps, command = _playbook(config, alert, previous)
     return Message(
-        message_id=f"{alert['alert_id']}:escalated:{_date(alert['escalated_on'])}", channel=_channel(config, alert),
-        run_date=alert["escalated_on"], kind="alert_escalated", headline=alert["title"], severity=alert["severity"],
-        alert_id=alert["alert_id"],
+        message_id=f"{alert['alert_id']}:escalated:{_date(alert['escalated_on'])}", run_date=alert["escalated_on"],
+        kind="alert_escalated",
         status=(f"Escalated on {_date(alert['escalated_on'])}: {alert['escalated_from']} → {alert['severity']} "
                 f"(first raised {_date(alert['first_seen'])})"),
-        facts=_facts(alert), playbook_title=title, steps=steps, command=command, owner=_owner(config, alert),
-    )
+        **_guidance(config, alert, previous, alert["escalated_on"]))
 
 
 def alert_resolved(alert: dict[str, Any], config: Config) -> Message:
@@ -274,6 +281,8 @@ def render_slack(message: Message) -> dict[str, Any]:
                                                    "text": f"*Playbook: {message.playbook_title}*\n{steps}".rstrip()}})
     if message.command and not resolved:
         blocks.append({"type": "section", "text": {"type": "mrkdwn", "text": f"*Run*\n```{message.command}```"}})
+    if message.look and not resolved:
+        blocks.append({"type": "section", "text": {"type": "mrkdwn", "text": f"*First look*\n```{message.look}```"}})
     blocks.append({"type": "context", "elements": [{"type": "mrkdwn", "text": _context(message)}]})
     text = f"{label}: {headline}" if label else headline
     if message.owner and message.kind == "alert_opened":
@@ -295,6 +304,8 @@ def render_thread_reply(message: Message) -> dict[str, Any]:
 
 def _context(message: Message) -> str:
     parts = [f"mlwatch · night of {message.run_date.isoformat()}"]
+    if message.link and message.kind != "report":
+        parts.append(f"<{message.link}|the day's report>")
     if message.owner:
         parts.insert(0, f"Owner: {message.owner}")
     return " · ".join(parts)

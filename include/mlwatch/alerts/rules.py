@@ -164,7 +164,12 @@ def performance_drop(con: duckdb.DuckDBPyConnection, config: Config, run_date: d
             model_version="__all__", segment="__all__", segment_value="__all__", metric=latest["metric"],
             window_days=window, value=latest["value"], reference_value=latest["reference_value"],
             ci_low=latest["ci_low"], ci_high=latest["ci_high"],
-            evidence={"facts": [("Model", name), *_performance_facts(model, latest, degradation, window),
+            evidence={"command": _sql_command(
+                          "select window_days, segment, segment_value, value, ci_low, ci_high, reference_value, "
+                          f"n_labeled from marts.performance where model_name = {literal(name)} "
+                          f"and metric = {literal(latest['metric'])} and model_version = '__all__' "
+                          f"and window_end = DATE '{run_date}' order by window_days, segment, value"),
+                      "facts": [("Model", name), *_performance_facts(model, latest, degradation, window),
                                 ("Fired by", f"the {shown_by} window{'s' if len(fired) > 1 else ''}"
                                  + (f" (Benjamini-Hochberg over the {len(longer)} longer window(s))" if longer else "")
                                  + (f"; the {judged}-day window alone does not show it yet" if sustained else ""))],
@@ -277,7 +282,10 @@ def segment_performance_drop(con: duckdb.DuckDBPyConnection, config: Config, run
                               f"and segment = {literal(segment)} and segment_value = {literal(value)} "
                               f"and metric = {literal(row['metric'])} and window_days = {model.alert_window_days} "
                               "order by window_end desc, model_version limit 28"),
-                          "previous_version": releases.get(version, (None, None))[1]},
+                          "previous_version": releases.get(version, (None, None))[1],
+                          # A release that broke a segment: the act is to roll it back.
+                          **({"act": f"mlwatch rollback --model {name} --to {releases[version][1]} "
+                                     "--reason '{alert_id}'"} if version in releases else {})},
             ))
     return found
 
@@ -354,7 +362,11 @@ def cost_over_budget(con: duckdb.DuckDBPyConnection, config: Config, run_date: d
             evidence={"facts": [("Model", name),
                                 ("How bad", f"${latest['actual']:.5f} per prediction (budget ${latest['target']:.5f}"
                                             + (f", usual ${usual:.5f}" if usual else "") + ")"),
-                                ("Breakdown", breakdown or "no components")]},
+                                ("Breakdown", breakdown or "no components")],
+                      "command": _sql_command(
+                          "select day, component, cost_usd from marts.cost_components "
+                          f"where model_name = {literal(name)} and day between DATE '{run_date - dt.timedelta(days=13)}' "
+                          f"and DATE '{run_date}' order by day desc, cost_usd desc")},
         ))
     return found
 

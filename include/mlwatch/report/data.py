@@ -147,7 +147,7 @@ def load(con: duckdb.DuckDBPyConnection, config: Config, day: dt.date) -> Report
             previous = messages.previous_version(con, alert["model_name"], alert.get("model_version"))
             said = messages.alert_opened(alert, config, previous=previous)
             alert.update(playbook_title=said.playbook_title, playbook_steps=said.steps, command=said.command,
-                         facts=said.facts, owner=said.owner)
+                         look=said.look, facts=said.facts, owner=said.owner)
             (data.digest if alert["status"] == "digest" else data.alerts).append(alert)
     return data
 
