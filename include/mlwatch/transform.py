@@ -211,6 +211,7 @@ def invoke(args: list[str], config: Config, run_date: dt.date, first_window_end:
 
     timings: dict[str, float] = {}
     failures: list[str] = []
+    passed: list[str] = []
     heartbeat = _Heartbeat(progress, HEARTBEAT_SECONDS) if progress else None
 
     def on_event(event) -> None:
@@ -227,7 +228,9 @@ def invoke(args: list[str], config: Config, run_date: dt.date, first_window_end:
                 timings[node] = seconds
             if status in ("error", "fail"):
                 failures.append(f"{node}: {status}")
-            if progress and name != "LogHookEndLine":
+            if name == "LogTestResult" and status == "pass":
+                passed.append(node)      # counted, not listed: dozens of passes would drown the night's summary
+            elif progress and name != "LogHookEndLine":
                 progress(f"{node} {status} ({seconds:.1f}s)")
         elif event.info.level == "error":
             failures.append(event.info.msg)
@@ -237,6 +240,8 @@ def invoke(args: list[str], config: Config, run_date: dt.date, first_window_end:
             result = dbtRunner(callbacks=[on_event, *listeners]).invoke(args)
         finally:
             _release_duckdb()
+    if progress and passed:
+        progress(f"{len(passed)} data tests passed")
     if result.success:
         return timings, None
     return timings, "; ".join(dict.fromkeys(failures)) or str(result.exception or "unknown error")

@@ -56,6 +56,21 @@ def replay(config: Config, spec: DemoSpec, first_night: dt.date, progress: Calla
     return report
 
 
+def command_name() -> str:
+    """How to call mlwatch from here: `mlwatch` when it is on PATH, else the path it was run by
+    (`.venv/bin/mlwatch` after `make demo`)."""
+    import shutil
+    import sys
+
+    running = Path(sys.argv[0])
+    if running.name == "mlwatch" and shutil.which("mlwatch") != str(running.resolve()) and running.exists():
+        try:
+            return str(running.resolve().relative_to(Path.cwd()))
+        except ValueError:
+            return str(running.resolve())
+    return "mlwatch"
+
+
 def print_next_steps(config: Config, spec: DemoSpec, console: Console) -> None:
     console.print()
     console.print("[bold]Injected incidents[/bold] (see include/mlwatch/demo/incidents.py):")
@@ -66,9 +81,10 @@ def print_next_steps(config: Config, spec: DemoSpec, console: Console) -> None:
     console.print()
     console.print(f"Warehouse: {config.warehouse}")
     console.print("Try:")
-    console.print("  mlwatch sql \"select window_end, model_version, value, ci_low, ci_high, reference_value "
+    mlwatch = command_name()
+    console.print(f"  {mlwatch} sql \"select window_end, model_version, value, ci_low, ci_high, reference_value "
                   "from marts.performance where model_name = 'card_fraud' and metric = 'roc_auc' "
                   "and window_days = 7 and segment = '__all__' and model_version <> '__all__' "
                   "order by window_end desc limit 20\"",
                   highlight=False, soft_wrap=True)
-    console.print("  mlwatch alerts", highlight=False)
+    console.print(f"  {mlwatch} alerts", highlight=False)
