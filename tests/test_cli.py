@@ -142,6 +142,25 @@ def test_run_exits_1_while_a_message_is_undelivered_and_deliver_sends_it_once(tm
         server.stop()
 
 
+def test_tables_are_documented_where_analysts_look(built):
+    folder = built.source.rsplit("/", 1)[0]
+    listing = mlwatch("tables", cwd=folder)
+    assert listing.returncode == 0 and "marts.performance" in listing.stdout and "quarantine.predictions" in listing.stdout
+    columns = mlwatch("tables", "performance", cwd=folder)
+    assert columns.returncode == 0 and "reference_value" in columns.stdout
+    assert "The same metric over the model's reference period" in columns.stdout
+    unknown = mlwatch("tables", "perf", cwd=folder)
+    assert unknown.returncode == 2 and "did you mean marts.performance?" in unknown.stderr
+    # Any SQL client sees the same descriptions: they are DuckDB's own comments.
+    with duckdb.connect(str(built.warehouse), read_only=True) as con:
+        undocumented = con.execute(
+            "SELECT schema_name || '.' || table_name || '.' || column_name FROM duckdb_columns() "
+            "WHERE schema_name = 'marts' AND table_name <> 'alerts' AND comment IS NULL").fetchall()
+        tables = con.execute("SELECT count(*) FROM duckdb_tables() WHERE schema_name IN ('marts', 'quarantine', "
+                             "'governance') AND comment IS NULL").fetchone()[0]
+    assert undocumented == [] and tables == 0
+
+
 def test_alerts_command_lists_the_alert_table(built):
     folder = built.source.rsplit("/", 1)[0]
     result = mlwatch("alerts", "--status", "open", cwd=folder)

@@ -219,6 +219,44 @@ def alerts(status: Optional[str] = typer.Option(None, "--status", help="open, re
 
 
 @app.command()
+def tables(name: Optional[str] = typer.Argument(None, help="A table (marts.performance, or performance) or a schema."),
+           config: Optional[Path] = ConfigOption) -> None:
+    """The warehouse's tables with their descriptions; with NAME, a table's columns or a schema's tables."""
+    from mlwatch.warehouse import connect_reader
+
+    cfg = _config(config)
+    with connect_reader(cfg.warehouse) as con:
+        listed = con.execute(
+            "SELECT schema_name, table_name, comment, estimated_size FROM duckdb_tables() WHERE NOT internal "
+            "UNION ALL SELECT schema_name, view_name, comment, NULL FROM duckdb_views() WHERE NOT internal "
+            "AND schema_name NOT IN ('information_schema', 'pg_catalog') ORDER BY 1, 2").fetchall()
+        wanted = (name or "").strip().lower()
+        exact = [t for t in listed if wanted in (f"{t[0]}.{t[1]}".lower(), t[1].lower())]
+        if wanted and len(exact) == 1:
+            schema, table, comment, rows = exact[0]
+            columns = con.execute("SELECT column_name, data_type, comment FROM duckdb_columns() WHERE schema_name = ? "
+                                  "AND table_name = ? ORDER BY column_index", [schema, table]).fetchall()
+            out.print(f"[bold]{schema}.{table}[/bold]" + (f" (about {rows:,} rows)" if rows is not None else ""))
+            if comment:
+                out.print(comment, highlight=False)
+            grid = _table(["column", "type", "description"])
+            for column, kind, text in columns:
+                grid.add_row(column, kind, text or "")
+            out.print(grid)
+            return
+        shown = [t for t in listed if t[0].lower() == wanted] if wanted else listed
+        if wanted and not shown:
+            close = [f"{s}.{t}" for s, t, _, _ in listed if wanted.split(".")[-1] in t.lower()][:8]
+            raise UsageError(f"no table or schema {name!r} in {cfg.warehouse}"
+                             + (f"; did you mean {', '.join(close)}?" if close else "; `mlwatch tables` lists them"))
+    grid = _table(["table", "rows", "description"])
+    for schema, table, comment, rows in shown:
+        grid.add_row(f"{schema}.{table}", "" if rows is None else f"{rows:,}", (comment or "").split(". ")[0])
+    out.print(grid)
+    out.print("[dim]`mlwatch tables NAME` shows a table's columns.[/dim]")
+
+
+@app.command()
 def report(date: str = typer.Option(..., "--date", "-d", help="The day to report on (YYYY-MM-DD)."),
            config: Optional[Path] = ConfigOption) -> None:
     """Write the daily HTML report for a day from the warehouse, and print its path."""

@@ -19,7 +19,7 @@ import logging
 from dataclasses import dataclass, field
 from typing import Callable
 
-from mlwatch import feature_value, ingest, self_measure, transform, validation
+from mlwatch import feature_value, ingest, self_measure, table_docs, transform, validation
 from mlwatch.alerts import delivery, lifecycle, messages, playbooks, rules
 from mlwatch.config import Config
 from mlwatch.feeds import FEED_NAMES
@@ -118,10 +118,20 @@ def step_build(config: Config, run_date: dt.date, first_window_end: dt.date | No
             compute.ensure_tables(con)
             feature_value.ensure_tables(con)
             self_measure.ensure_tables(con)
+            # Created before the build, so that the build's table descriptions reach them too.
+            from mlwatch import governance
+
+            lifecycle.ensure_tables(con)
+            governance.ensure_tables(con)
+            delivery.ensure_tables(con)
         try:
             with self_measure.measuring() as measured:
-                return transform.build(config, run_date, first_window_end,
-                                       progress=(lambda text: _say(progress, f"dbt {text}")))
+                timings = transform.build(config, run_date, first_window_end,
+                                          progress=(lambda text: _say(progress, f"dbt {text}")))
+            with connect_writer(config.warehouse, locked=True) as con:
+                # Rebuilt tables lose their comments: the descriptions go back where analysts look.
+                table_docs.apply(con, transform.manifest_path(config))
+            return timings
         finally:
             with connect_writer(config.warehouse, locked=True) as con:
                 measured.rows = _rows_rebuilt(con, config, run_date, first_window_end or run_date)

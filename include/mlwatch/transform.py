@@ -163,6 +163,11 @@ def _release_duckdb() -> None:
     gc.collect()
 
 
+def manifest_path(config: Config) -> Path:
+    """dbt's manifest of the last build: the project's models and sources, with their descriptions."""
+    return config.warehouse.parent / "dbt" / "target" / "manifest.json"
+
+
 def build(config: Config, run_date: dt.date, first_window_end: dt.date | None = None, *,
           select: str | None = None, progress: Callable[[str], None] | None = None) -> dict[str, float]:
     """`dbt build` for the run; returns seconds per model. Raises TransformError on failure."""
