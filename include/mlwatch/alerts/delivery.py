@@ -222,7 +222,7 @@ def _deliver(con: duckdb.DuckDBPyConnection, config: Config) -> DeliveryResult:
         try:
             ts = _send(con, web, row, original[1] if original else None)
         except Exception as exc:  # Slack down or refusing: keep it pending for the next run
-            error = _describe(exc)
+            error = posting.describe(exc)
             con.execute("UPDATE ops.outbox SET last_error = ? WHERE message_id = ?", [error, row["message_id"]])
             result.failed.append((row["message_id"], error))
             log.error("Slack delivery of %s to %s failed: %s; it stays in the outbox", row["message_id"],
@@ -303,11 +303,3 @@ def _mark_delivered(con: duckdb.DuckDBPyConnection, row: dict, status: str, ts: 
             "slack_channel = ?, slack_ts = ? WHERE alert_id = ? AND notified_at IS NULL",
             [row["message_id"], row["channel"], ts, alert_id],
         )
-
-
-def _describe(exc: Exception) -> str:
-    response = getattr(exc, "response", None)
-    if response is not None and getattr(response, "status_code", None):
-        error = response.get("error") if hasattr(response, "get") else None
-        return f"HTTP {response.status_code}" + (f" ({error})" if error else "")
-    return f"{type(exc).__name__}: {str(exc)[:200]}"

@@ -26,10 +26,11 @@ import datetime as dt
 import logging
 import re
 import time
-from typing import Any
-from urllib.error import URLError
+from typing import Any, Callable
 
 import duckdb
+
+from mlwatch.alerts.slack import refused
 
 log = logging.getLogger(__name__)
 
@@ -65,8 +66,7 @@ def outcome_unknown(exc: Exception) -> bool:
 
     if isinstance(exc, SlackApiError):
         return (getattr(exc.response, "status_code", 200) or 200) >= 500
-    reason = exc.reason if isinstance(exc, URLError) else exc
-    return not isinstance(reason, ConnectionRefusedError)
+    return not refused(exc)
 
 
 def _remember(con: duckdb.DuckDBPyConnection, channel: str, channel_id: str | None) -> None:
@@ -138,14 +138,18 @@ def post_once(con: duckdb.DuckDBPyConnection, web, row: dict, payload: dict[str,
 
     Raises the last error when it cannot be delivered now; the row then stays pending.
     """
+    return _retrying(lambda: _attempt(con, web, row, payload, thread_ts), row["message_id"])
+
+
+def _retrying(call: Callable[[], Any], what: str) -> Any:
+    """call(), tried again after the waits of BACKOFF_SECONDS while Slack's answer is unknown."""
     for attempt in range(len(BACKOFF_SECONDS) + 1):
         try:
-            return _attempt(con, web, row, payload, thread_ts)
+            return call()
         except Exception as exc:
             if attempt == len(BACKOFF_SECONDS) or not outcome_unknown(exc):
                 raise
-            log.warning("Slack did not answer %s clearly (%s); checking the channel before trying again",
-                        row["message_id"], _short(exc))
+            log.warning("Slack did not answer %s clearly (%s); trying again", what, describe(exc))
             time.sleep(BACKOFF_SECONDS[attempt])
     raise AssertionError("unreachable")
 
@@ -172,19 +176,16 @@ def _attempt(con: duckdb.DuckDBPyConnection, web, row: dict, payload: dict[str, 
     return response["ts"]
 
 
-def _short(exc: Exception) -> str:
-    status = getattr(getattr(exc, "response", None), "status_code", None)
-    return f"HTTP {status}" if status else type(exc).__name__
+def describe(exc: Exception) -> str:
+    """A failed Slack call in a few words, for the outbox and the console (never the token)."""
+    response = getattr(exc, "response", None)
+    if response is not None and getattr(response, "status_code", None):
+        error = response.get("error") if hasattr(response, "get") else None
+        return f"HTTP {response.status_code}" + (f" ({error})" if error else "")
+    return f"{type(exc).__name__}: {str(exc)[:200]}"
 
 
 def update(con: duckdb.DuckDBPyConnection, web, channel: str, ts: str, payload: dict[str, Any]) -> None:
     """Edit a posted message. Doing it twice changes nothing, so an unknown outcome is simply retried."""
     where = channel_id(con, web, channel)
-    for attempt in range(len(BACKOFF_SECONDS) + 1):
-        try:
-            web.chat_update(channel=where, ts=ts, **payload)
-            return
-        except Exception as exc:
-            if attempt == len(BACKOFF_SECONDS) or not outcome_unknown(exc):
-                raise
-            time.sleep(BACKOFF_SECONDS[attempt])
+    _retrying(lambda: web.chat_update(channel=where, ts=ts, **payload), f"the edit of {ts} in {channel}")

@@ -78,12 +78,17 @@ def resolve(config: Config) -> SlackTarget | None:
     return None
 
 
+def refused(error: BaseException | None) -> bool:
+    """Whether a request failed because the connection was refused: then it never left."""
+    reason = error.reason if isinstance(error, URLError) else error
+    return isinstance(reason, ConnectionRefusedError)
+
+
 class RefusedConnectionRetryHandler(ConnectionErrorRetryHandler):
     """Retries only a connection that was refused: then the request never left."""
 
     def _can_retry(self, *, state, request, response=None, error=None) -> bool:
-        reason = error.reason if isinstance(error, URLError) else error
-        return response is None and isinstance(reason, ConnectionRefusedError)
+        return response is None and refused(error)
 
 
 def client(target: SlackTarget):
