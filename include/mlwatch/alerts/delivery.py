@@ -103,7 +103,7 @@ def enqueue(con: duckdb.DuckDBPyConnection, config: Config, run_date: dt.date) -
     fresh.sort(key=lambda a: (SEVERITY_ORDER.get(a["severity"], 9), a["kind"], a["alert_id"]))
     overflow: dict[str, list[dict]] = {}
     for alert in fresh:
-        channel = messages.alert_opened(alert, config).channel
+        channel = messages.channel(config, alert)
         used = con.execute(
             "SELECT count(*) FROM ops.outbox WHERE channel = ? AND run_date = ? AND kind = 'alert_opened'",
             [channel, run_date]).fetchone()[0]
@@ -135,13 +135,13 @@ def enqueue(con: duckdb.DuckDBPyConnection, config: Config, run_date: dt.date) -
     for alert in _rows(con.execute(
             "SELECT * FROM marts.alerts WHERE delivery = 'digest' AND first_seen = ? ORDER BY severity, alert_id",
             [run_date])):
-        overflow.setdefault(messages.alert_opened(alert, config).channel, []).append(alert)
+        overflow.setdefault(messages.channel(config, alert), []).append(alert)
     drift_items: dict[str, list[dict]] = {}
     unchanged: dict[str, list[dict]] = {}
     for alert in _rows(con.execute(
             "SELECT * FROM marts.alerts WHERE status = 'digest' AND last_seen = ? ORDER BY model_name, alert_id",
             [run_date])):
-        channel = messages.alert_opened(alert, config).channel
+        channel = messages.channel(config, alert)
         (drift_items if _worth_listing(alert, run_date) else unchanged).setdefault(channel, []).append(alert)
     # A digest with nothing new or changed is not sent: the report lists every item.
     for channel in sorted(set(overflow) | set(drift_items)):
@@ -259,8 +259,9 @@ def _keep_local(con: duckdb.DuckDBPyConnection, config: Config, pending: list[di
     path = Path(config.reports) / "outbox.jsonl"
     path.parent.mkdir(parents=True, exist_ok=True)
     # A run killed after writing the file but before marking the rows wrote them already.
-    written = _ids_written(path)
-    cut_short = path.exists() and path.stat().st_size and not path.read_bytes().endswith(b"\n")
+    text = path.read_text() if path.exists() else ""
+    written = _ids_written(text)
+    cut_short = text and not text.endswith("\n")
     with open(path, "a") as out:
         if cut_short:
             out.write("\n")
@@ -279,9 +280,9 @@ def _keep_local(con: duckdb.DuckDBPyConnection, config: Config, pending: list[di
                 slack.TOKEN_ENV, config.slack.connection_id, len(pending), path)
 
 
-def _ids_written(path: Path) -> set[str]:
+def _ids_written(text: str) -> set[str]:
     ids = set()
-    for line in path.read_text().splitlines() if path.exists() else []:
+    for line in text.splitlines():
         try:
             ids.add(json.loads(line)["message_id"])
         except (ValueError, KeyError, TypeError):

@@ -82,7 +82,8 @@ def _owner(config: Config, alert: dict[str, Any]) -> str | None:
     return " ".join(dict.fromkeys(owners)) or None
 
 
-def _channel(config: Config, alert: dict[str, Any]) -> str:
+def channel(config: Config, alert: dict[str, Any]) -> str:
+    """The channel an alert's messages go to: its model's, else the default (a pipeline alert)."""
     if alert["model_name"] in config.models:
         return config.channel_for(alert["model_name"])
     return config.slack.default_channel
@@ -152,7 +153,7 @@ def _guidance(config: Config, alert: dict[str, Any], previous: str | None, day: 
                      f"{alert['kind']} under models.{model}.playbooks in mlwatch.yml")
     return {"playbook_title": playbook.title if playbook else None, "steps": steps, "command": command,
             "look": look if look != command else None, "link": report_link(config, day),
-            "owner": _owner(config, alert), "facts": _facts(alert), "channel": _channel(config, alert),
+            "owner": _owner(config, alert), "facts": _facts(alert), "channel": channel(config, alert),
             "headline": alert["title"], "severity": alert["severity"], "alert_id": alert["alert_id"]}
 
 
@@ -190,7 +191,7 @@ def alert_escalated(alert: dict[str, Any], config: Config, *, previous: str | No
 
 def alert_resolved(alert: dict[str, Any], config: Config) -> Message:
     return Message(
-        message_id=f"{alert['alert_id']}:resolved", channel=_channel(config, alert), run_date=alert["resolved_on"],
+        message_id=f"{alert['alert_id']}:resolved", channel=channel(config, alert), run_date=alert["resolved_on"],
         kind="alert_resolved", headline=alert["title"], severity="info", alert_id=alert["alert_id"],
         status=(f"Resolved on {_date(alert['resolved_on'])}: the condition no longer holds "
                 f"(last seen {_date(alert['last_seen'])})"),
