@@ -8,6 +8,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 SEVERITIES = ("info", "warning", "critical")
+# The owner of an alert about the serving pipeline rather than one model (several models, stage telemetry).
+PIPELINE = "__pipeline__"
 
 
 @dataclass(frozen=True)

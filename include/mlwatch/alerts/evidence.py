@@ -13,6 +13,7 @@ import json
 
 import duckdb
 
+from mlwatch.alerts.rules import DRIFT_KINDS, PERFORMANCE_KINDS
 from mlwatch.config import Config
 from mlwatch.warehouse import table_exists
 
@@ -23,7 +24,6 @@ SLO_OF_KIND = {
     "time_to_decision_breach": "time_to_decision_p95_s",
     "data_loss": "max_data_loss",
 }
-PERFORMANCE_KINDS = {"performance_drop", "performance_drop_after_release", "segment_performance_drop"}
 
 
 def missing(con: duckdb.DuckDBPyConnection, config: Config, alert: dict, run_date: dt.date) -> str | None:
@@ -34,7 +34,7 @@ def missing(con: duckdb.DuckDBPyConnection, config: Config, alert: dict, run_dat
         return _slo_unjudged(con, models, SLO_OF_KIND[kind], run_date)
     if kind in PERFORMANCE_KINDS:
         return _performance_unjudged(con, config, alert, run_date)
-    if kind in ("drift", "drift_with_impact"):
+    if kind in DRIFT_KINDS:
         if not table_exists(con, "marts", "drift") or not con.execute(
                 "SELECT count(*) FROM marts.drift WHERE model_name = ? AND window_end = ? AND n_current > 0",
                 [alert["model_name"], run_date]).fetchone()[0]:

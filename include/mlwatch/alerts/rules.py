@@ -21,7 +21,7 @@ import duckdb
 from scipy import stats
 
 from mlwatch.alerts import volume
-from mlwatch.alerts.candidate import Candidate
+from mlwatch.alerts.candidate import PIPELINE, Candidate
 from mlwatch.config import Config, ModelConfig
 from mlwatch.drift.methods import benjamini_hochberg
 from mlwatch.metric_catalog import metric as metric_info
@@ -32,7 +32,6 @@ Rule = Callable[[duckdb.DuckDBPyConnection, Config, dt.date], list[Candidate]]
 HISTORY_DAYS = 120
 # A version whose first prediction is this recent counts as a release.
 RELEASE_DAYS = 14
-PIPELINE = "__pipeline__"
 
 
 def _rows(con: duckdb.DuckDBPyConnection, sql: str, params: list) -> list[dict]:
@@ -133,25 +132,24 @@ def performance_drop(con: duckdb.DuckDBPyConnection, config: Config, run_date: d
     found = []
     for name, model in sorted(config.models.items()):
         judged = model.alert_window_days
-        tested = []
+        tested = []                 # (window, its rows newest first, one-sided p of tonight's row)
         for window in sorted({judged, *(w for w in model.windows if w > judged)}):
             rows = _performance_rows(con, name, model, run_date, "model_version = '__all__' AND segment = '__all__'",
                                      [], window_days=window)
-            if rows and rows[0]["window_end"] == run_date and _one_sided_p(model, rows[0]) is not None \
-                    and rows[0]["n_labeled"] >= model.slos.performance.min_labeled:
-                tested.append((window, rows))
-        longer = [(window, rows) for window, rows in tested if window != judged]
-        adjusted = benjamini_hochberg([_one_sided_p(model, rows[0]) for _, rows in longer])
-        fired = [(window, rows) for window, rows in tested if window == judged and _degradation(model, rows[0])]
-        fired += [(window, rows) for (window, rows), q in zip(longer, adjusted)
-                  if q <= ONE_SIDED_LEVEL and _degradation(model, rows[0]) is not None]
+            p = _one_sided_p(model, rows[0]) if rows and rows[0]["window_end"] == run_date else None
+            if p is not None and rows[0]["n_labeled"] >= model.slos.performance.min_labeled:
+                tested.append((window, rows, p))
+        longer = [t for t in tested if t[0] != judged]
+        adjusted = benjamini_hochberg([p for _, _, p in longer])
+        significant = [t for t in tested if t[0] == judged] + [t for t, q in zip(longer, adjusted) if q <= ONE_SIDED_LEVEL]
+        fired = [(window, rows, degradation) for window, rows, _ in significant
+                 if (degradation := _degradation(model, rows[0])) is not None]
         if not fired:
             continue
-        window, rows = fired[0]
+        window, rows, degradation = fired[0]
         latest = rows[0]
-        degradation = _degradation(model, latest)
         tolerance = model.slos.performance.max_relative_drop
-        shown_by = ", ".join(f"{w}-day" for w, _ in fired)
+        shown_by = ", ".join(f"{w}-day" for w, _, _ in fired)
         sustained = window != judged
         found.append(Candidate(
             kind="performance_drop", model_name=name,

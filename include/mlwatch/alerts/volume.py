@@ -19,7 +19,7 @@ import statistics
 
 import duckdb
 
-from mlwatch.alerts.candidate import Candidate
+from mlwatch.alerts.candidate import PIPELINE, Candidate
 from mlwatch.config import Config
 from mlwatch.warehouse import table_exists
 
@@ -27,7 +27,6 @@ VOLUME_WEEKS = 4
 MIN_USUAL_DAYS = 3
 DROP_SHARE = 0.5
 FEEDS = ("predictions", "labels", "costs", "stages")
-PIPELINE = "__pipeline__"
 
 
 def feed_volume(con: duckdb.DuckDBPyConnection, config: Config, run_date: dt.date) -> list[Candidate]:
@@ -39,8 +38,8 @@ def feed_volume(con: duckdb.DuckDBPyConnection, config: Config, run_date: dt.dat
         "AND (list_contains(?, model_name) OR model_name = ?)",
         [since, run_date, list(config.models), PIPELINE]).fetchall()
     by_feed: dict[tuple[str, str], dict[dt.date, int]] = {}
-    for model, feed, day, n in rows:
-        by_feed.setdefault((model, feed), {})[day] = by_feed.get((model, feed), {}).get(day, 0) + n
+    for model, feed, day, n in rows:            # one row per model, day and feed
+        by_feed.setdefault((model, feed), {})[day] = n
     found = []
     owners = [*sorted(config.models), PIPELINE] if config.pipeline else sorted(config.models)
     for model in owners:
