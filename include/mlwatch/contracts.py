@@ -28,6 +28,7 @@ import duckdb
 
 from mlwatch.feeds import Column, Feed
 from mlwatch.landing import LandingFile
+from mlwatch.validation import shorten_sql
 from mlwatch.warehouse import literal, quote
 
 
@@ -175,8 +176,7 @@ def _rules(feed: Feed, column: Column, raw: str, typed: str, day: dt.date, posit
     """(rule, reason) SQL expression pairs that are NULL when the row passes."""
     name = column.name
     text = f"CAST({raw} AS VARCHAR)"
-    shown = (f"CASE WHEN length({text}) > 60 THEN left({text}, 60) || '… (' || length({text}) || ' characters)' "
-             f"ELSE {text} END")
+    shown = shorten_sql(text, chars=60)
     rules = [(
         f"CASE WHEN {raw} IS NOT NULL AND {typed} IS NULL THEN 'type:{name}' END",
         f"'{name}: ' || {shown} || ' is not a {'JSON object' if column.type == 'JSON' else column.type.lower()}'",

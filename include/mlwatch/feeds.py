@@ -41,6 +41,11 @@ class Feed:
     def column(self, name: str) -> Column:
         return next(c for c in self.columns if c.name == name)
 
+    @property
+    def has_model(self) -> bool:
+        """Whether its rows name their model (stage telemetry belongs to the pipeline)."""
+        return any(c.name == "model_name" for c in self.columns)
+
 
 _PREDICTIONS = (
     Column("prediction_id", "VARCHAR", True),

@@ -222,7 +222,7 @@ def _replace_partition(con: duckdb.DuckDBPyConnection, config: Config, feed: Fee
 
 def _record_unknown_columns(con: duckdb.DuckDBPyConnection, feed: Feed, day: dt.date,
                             result: PartitionResult) -> None:
-    model = "model_name" if any(c.name == "model_name" for c in feed.columns) else "NULL"
+    model = "model_name" if feed.has_model else "NULL"
     for f in result.files:
         for column in f.unknown_columns:
             said = (f"{f.file}: column {column} is not in the contract"
@@ -304,7 +304,7 @@ def _move_rows(con: duckdb.DuckDBPyConnection, feed: Feed, day: dt.date, result:
     con.execute(f"INSERT INTO raw.{feed.name} ({names}) SELECT {names} FROM staged_rows "
                 "WHERE _partition_date = ? AND len(_rules) = 0", [day])
     # The model a bad row belongs to, where it can be told, so data loss counts per model.
-    model = "model_name" if any(c.name == "model_name" for c in feed.columns) else "NULL"
+    model = "model_name" if feed.has_model else "NULL"
     con.execute(
         f"INSERT INTO quarantine.{feed.name} "
         "SELECT _partition_date, _source_file, _row_number, _line, _rules, array_to_string(_reasons, '; '), _record, "

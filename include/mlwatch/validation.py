@@ -24,13 +24,14 @@ import sys
 import time
 from dataclasses import dataclass
 from functools import cached_property
-from typing import Any
+from typing import Any, Iterator
 
 import duckdb
 import pandas as pd
 
 from mlwatch.config import Config, ModelConfig
 from mlwatch.feeds import Feed
+from mlwatch.warehouse import literal
 
 log = logging.getLogger(__name__)
 
@@ -160,9 +161,7 @@ class _Placeholder:
 
 
 def _sql_value(value: Any) -> str:
-    if isinstance(value, str):
-        return "'" + value.replace("'", "''") + "'"
-    return repr(value)
+    return literal(value) if isinstance(value, str) else repr(value)
 
 
 # Per prediction column, a value the marts give a meaning of their own, and that meaning:
@@ -182,9 +181,9 @@ def shorten(text: str) -> str:
     return f"{text[:SHOWN_CHARS]}… ({len(text):,} characters)"
 
 
-def shorten_sql(text: str) -> str:
+def shorten_sql(text: str, chars: int = SHOWN_CHARS) -> str:
     """shorten() as SQL over a text expression."""
-    return (f"CASE WHEN length({text}) > {SHOWN_CHARS} THEN left({text}, {SHOWN_CHARS}) || '… (' || "
+    return (f"CASE WHEN length({text}) > {chars} THEN left({text}, {chars}) || '… (' || "
             f"format('{{:,}}', length({text})) || ' characters)' ELSE {text} END")
 
 
@@ -333,12 +332,8 @@ def apply_contract(con: duckdb.DuckDBPyConnection, validator: ContractValidator,
     started = time.perf_counter()
     con.execute("CREATE OR REPLACE TEMP TABLE contract_failures (_row_id BIGINT, rule VARCHAR, reason VARCHAR)")
     con.execute("CREATE OR REPLACE TEMP TABLE staged_warnings (_row_id BIGINT, rule VARCHAR, reason VARCHAR)")
-    for model_key, where in _model_groups(validator.config, feed):
-        checks = validator.checks(feed.name, model_key)
-        for critical, table in ((True, "contract_failures"), (False, "staged_warnings")):
-            chosen = [c for c in checks if c.critical == critical]
-            if chosen:
-                con.execute(f"INSERT INTO {table} {failures_sql(feed, chosen, where)}")
+    for critical, query in _contract_queries(validator, feed):
+        con.execute(f"INSERT INTO {'contract_failures' if critical else 'staged_warnings'} {query}")
     validator.rows_validated += con.execute("SELECT count(*) FROM staged_rows WHERE len(_rules) = 0").fetchone()[0]
     con.execute(
         "UPDATE staged_rows SET _rules = list_concat(staged_rows._rules, f.rules), "
@@ -350,9 +345,19 @@ def apply_contract(con: duckdb.DuckDBPyConnection, validator: ContractValidator,
     validator.seconds += time.perf_counter() - started
 
 
+def _contract_queries(validator: ContractValidator, feed: Feed) -> Iterator[tuple[bool, str]]:
+    """(critical, SELECT _row_id, rule, reason) per model group and severity: the contract as SQL."""
+    for model_key, where in _model_groups(validator.config, feed):
+        checks = validator.checks(feed.name, model_key)
+        for critical in (True, False):
+            chosen = [c for c in checks if c.critical == critical]
+            if chosen:
+                yield critical, failures_sql(feed, chosen, where)
+
+
 def _model_groups(config: Config, feed: Feed) -> list[tuple[str, str]]:
     """(model whose checks apply, SQL condition on staged_rows selecting its rows)."""
-    if not any(c.name == "model_name" for c in feed.columns):
+    if not feed.has_model:
         return [(ANY_MODEL, "true")]
     names = list(config.models)
     groups = [(name, f"model_name = {_sql_value(name)}") for name in names]
@@ -380,7 +385,7 @@ def cross_check(con: duckdb.DuckDBPyConnection, validator: ContractValidator, fe
     The nightly path runs the SQL alone; the tests call this on every kind of bad value,
     so that the translation cannot drift from Great Expectations' own semantics.
     """
-    has_model = any(c.name == "model_name" for c in feed.columns)
+    has_model = feed.has_model
     columns = ", ".join(f'"{c.name}"' for c in feed.columns)
     derived = f", {DERIVED[feed.name]}" if feed.name in DERIVED else ""
     size = validator.config.contracts.batch_rows
@@ -396,20 +401,15 @@ def cross_check(con: duckdb.DuckDBPyConnection, validator: ContractValidator, fe
             model_key = model if model in validator.config.models else ANY_MODEL
             failed, warned = validator.validate(feed.name, model_key, rows.reset_index(drop=True))
             expected |= {(*f, True) for f in failed} | {(*w, False) for w in warned}
-    translated: set[tuple] = set()
-    for model_key, where in _model_groups(validator.config, feed):
-        checks = validator.checks(feed.name, model_key)
-        for critical in (True, False):
-            chosen = [c for c in checks if c.critical == critical]
-            if chosen:
-                translated |= {(*row, critical) for row in con.execute(failures_sql(feed, chosen, where)).fetchall()}
+    translated = {(*row, critical) for critical, query in _contract_queries(validator, feed)
+                  for row in con.execute(query).fetchall()}
     return ([f"only Great Expectations: {d}" for d in sorted(expected - translated)]
             + [f"only the SQL: {d}" for d in sorted(translated - expected)])
 
 
 def record_warnings(con: duckdb.DuckDBPyConnection, feed: Feed, day: dt.date) -> None:
     """ops.contract_warnings for one partition: per model and rule, the accepted rows that broke a warning."""
-    has_model = any(c.name == "model_name" for c in feed.columns)
+    has_model = feed.has_model
     con.execute(
         "INSERT INTO ops.contract_warnings SELECT ?, ?, "
         f"{'s.model_name' if has_model else 'NULL'}, w.rule, count(*), arg_min(w.reason, w._row_id) "
