@@ -32,9 +32,6 @@ _RESERVED_COLUMNS = {
     "predicted_label", "latency_ms", "cost_usd", "entity_id", "label", "labeled_at", "weight",
 }
 PLAYBOOK_DIGEST = "digest"
-# The names of mlwatch's built-in playbooks (alerts/playbooks.py defines them), usable by name.
-BUILT_IN_PLAYBOOKS = ("mlwatch_retrain", "mlwatch_rollback", "mlwatch_review", "mlwatch_data_incident",
-                      "mlwatch_cost", "mlwatch_constraint", "mlwatch_labels")
 
 
 class _Strict(BaseModel):
@@ -252,6 +249,9 @@ class Config(_Strict):
     def _consistent(self) -> "Config":
         if not self.models:
             raise ValueError("models: at least one model must be configured")
+        # Imported here: alerts.playbooks builds its playbooks from this module's Playbook.
+        from mlwatch.alerts.playbooks import BUILT_IN as BUILT_IN_PLAYBOOKS
+
         for name, model in self.models.items():
             if not _MODEL_NAME.match(name):
                 raise ValueError(f"model name {name!r} may use letters, digits, '_', '.' and '-' only")
