@@ -130,7 +130,7 @@ def prepare(work: Path, *, whole_night: bool = True) -> dict[str, float]:
             time.perf_counter() - started
     else:
         transform.build(config, CURRENT_DAY, select="+performance")
-    compiled = config.warehouse.parent / "dbt" / "target" / "compiled" / "mlwatch" / "models" / "marts" / "performance.sql"
+    compiled = transform.artifacts_dir(config) / "target/compiled/mlwatch/models/marts/performance.sql"
     (work / "performance.sql").write_text(compiled.read_text())
     (work / "performance_session.json").write_text(json.dumps(performance_session(config)))
     return timings
@@ -150,7 +150,7 @@ def performance_session(config) -> list[str]:
         if event.info.name == "SQLQuery" and event.data.conn_name == "model.mlwatch.performance":
             statements.append(re.sub(r"^\s*/\*.*?\*/\s*", "", event.data.sql, flags=re.S).strip())
 
-    args = transform.dbt_args("run", config, config.warehouse.parent / "dbt", select="performance")
+    args = transform.dbt_args("run", config, transform.artifacts_dir(config), select="performance")
     _, failure = transform.invoke(args, config, CURRENT_DAY, CURRENT_DAY, listeners=(listen,))
     if failure:
         raise SystemExit(f"rebuilding marts.performance to hear its session settings failed: {failure}")

@@ -32,22 +32,22 @@ def described(manifest: Path) -> dict[tuple[str, str], tuple[str, dict[str, str]
 
 def apply(con: duckdb.DuckDBPyConnection, manifest: Path) -> int:
     """COMMENT ON every documented table and column that exists; returns how many comments were set."""
-    existing = {(s, t): {c for (c,) in con.execute(
-        "SELECT column_name FROM duckdb_columns() WHERE schema_name = ? AND table_name = ?", [s, t]).fetchall()}
-        for s, t in con.execute("SELECT schema_name, table_name FROM duckdb_tables() UNION "
-                                "SELECT schema_name, view_name FROM duckdb_views() WHERE NOT internal").fetchall()}
+    columns_of: dict[tuple[str, str], set[str]] = {}
+    catalog = con.execute("SELECT schema_name, table_name, column_name FROM duckdb_columns()").fetchall()
+    for schema, table, column in catalog:
+        columns_of.setdefault((schema, table), set()).add(column)
+    views = set(con.execute("SELECT schema_name, view_name FROM duckdb_views() WHERE NOT internal").fetchall())
     count = 0
     for (schema, table), (description, columns) in described(manifest).items():
-        if (schema, table) not in existing:
+        if (schema, table) not in columns_of:
             continue
         relation = f"{quote(schema)}.{quote(table)}"
-        kind = "VIEW" if con.execute("SELECT count(*) FROM duckdb_views() WHERE schema_name = ? AND view_name = ?",
-                                     [schema, table]).fetchone()[0] else "TABLE"
+        kind = "VIEW" if (schema, table) in views else "TABLE"
         if description:
             con.execute(f"COMMENT ON {kind} {relation} IS {literal(description)}")
             count += 1
         for column, text in columns.items():
-            if column in existing[(schema, table)]:
+            if column in columns_of[(schema, table)]:
                 con.execute(f"COMMENT ON COLUMN {relation}.{quote(column)} IS {literal(text)}")
                 count += 1
     return count

@@ -163,16 +163,21 @@ def _release_duckdb() -> None:
     gc.collect()
 
 
+def artifacts_dir(config: Config) -> Path:
+    """Where dbt keeps its target (manifest, compiled SQL) and logs for this warehouse."""
+    return config.warehouse.parent / "dbt"
+
+
 def manifest_path(config: Config) -> Path:
     """dbt's manifest of the last build: the project's models and sources, with their descriptions."""
-    return config.warehouse.parent / "dbt" / "target" / "manifest.json"
+    return artifacts_dir(config) / "target" / "manifest.json"
 
 
 def build(config: Config, run_date: dt.date, first_window_end: dt.date | None = None, *,
           select: str | None = None, progress: Callable[[str], None] | None = None) -> dict[str, float]:
     """`dbt build` for the run; returns seconds per model. Raises TransformError on failure."""
     first_window_end = first_window_end or run_date
-    artifacts = config.warehouse.parent / "dbt"
+    artifacts = artifacts_dir(config)
     args = dbt_args("build", config, artifacts, select=select)
     started = time.monotonic()
     timings, failure = invoke(args, config, run_date, first_window_end, progress=progress)
