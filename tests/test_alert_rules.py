@@ -12,6 +12,10 @@ from mlwatch.warehouse import literal
 from tests.helpers import toy_config
 
 NIGHT = dt.date(2026, 3, 20)
+# marts.performance's columns that the rules read.
+PERFORMANCE_DDL = ("CREATE TABLE marts.performance (model_name VARCHAR, model_version VARCHAR, segment VARCHAR, "
+                   "segment_value VARCHAR, window_end DATE, window_days INTEGER, metric VARCHAR, value DOUBLE, "
+                   "ci_low DOUBLE, ci_high DOUBLE, reference_value DOUBLE, n_labeled BIGINT, label_coverage DOUBLE)")
 COLUMNS = ("model_version", "segment", "segment_value", "value", "ci_low", "ci_high", "reference_value", "n_labeled")
 
 
@@ -25,9 +29,7 @@ def warehouse(tmp_path):
     config.warehouse.parent.mkdir(parents=True)
     with duckdb.connect(str(config.warehouse)) as con:
         con.execute("CREATE SCHEMA marts; CREATE SCHEMA raw")
-        con.execute("CREATE TABLE marts.performance (model_name VARCHAR, model_version VARCHAR, segment VARCHAR, "
-                    "segment_value VARCHAR, window_end DATE, window_days INTEGER, metric VARCHAR, value DOUBLE, "
-                    "ci_low DOUBLE, ci_high DOUBLE, reference_value DOUBLE, n_labeled BIGINT, label_coverage DOUBLE)")
+        con.execute(PERFORMANCE_DDL)
         con.execute("CREATE TABLE raw.predictions AS SELECT * FROM (VALUES "
                     "('toy', '1.0', TIMESTAMP '2026-02-01 10:00', DATE '2026-02-01'), "
                     "('toy', '2.0', TIMESTAMP '2026-03-15 10:00', DATE '2026-03-15')) "
@@ -104,9 +106,7 @@ def windows_config(tmp_path):
     config.warehouse.parent.mkdir(parents=True)
     with duckdb.connect(str(config.warehouse)) as con:
         con.execute("CREATE SCHEMA marts")
-        con.execute("CREATE TABLE marts.performance (model_name VARCHAR, model_version VARCHAR, segment VARCHAR, "
-                    "segment_value VARCHAR, window_end DATE, window_days INTEGER, metric VARCHAR, value DOUBLE, "
-                    "ci_low DOUBLE, ci_high DOUBLE, reference_value DOUBLE, n_labeled BIGINT, label_coverage DOUBLE)")
+        con.execute(PERFORMANCE_DDL)
     return config
 
 
