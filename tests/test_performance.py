@@ -3,12 +3,14 @@
 import datetime as dt
 
 import duckdb
+import numpy as np
+import pandas as pd
 import pytest
 
 from mlwatch import nightly
 from tests import reference_metrics as ref
 from tests.conftest import SMALL_DEMO, TOP_COUNTRIES
-from tests.helpers import toy_config, write_toy_day
+from tests.helpers import toy_config, write_partition, write_toy_day
 
 RUN_DATE = SMALL_DEMO.end
 
@@ -31,7 +33,8 @@ def eta_rows(built):
 def stored(config, model, version, days, end, segment="__all__", value="__all__"):
     with duckdb.connect(str(config.warehouse), read_only=True) as con:
         rows = con.execute(
-            "SELECT metric, value, ci_low, ci_high, n_predictions, n_labeled, label_coverage, reference_value "
+            "SELECT metric, value, ci_low, ci_high, n_predictions, n_labeled, label_coverage, reference_value, "
+            "ranking_method, ranking_error_bound "
             "FROM marts.performance WHERE model_name = ? AND model_version = ? AND window_days = ? "
             "AND window_end = ? AND segment = ? AND segment_value = ?",
             [model, version, days, end, segment, value]).fetchall()
@@ -48,10 +51,28 @@ def top_values(rows, column, start, end, k):
 
 def compare(actual, expected):
     assert set(actual) == set(expected)
-    for metric, (value, low, high) in expected.items():
-        assert_close(actual[metric][0], value, f"{metric} value")
-        assert_close(actual[metric][1], low, f"{metric} ci_low")
-        assert_close(actual[metric][2], high, f"{metric} ci_high")
+    for metric, triple in expected.items():
+        assert_metric(actual[metric], triple, metric)
+
+
+def assert_metric(got, expected, metric):
+    """A stored row (value, ci_low, ci_high, ..., ranking_method, ranking_error_bound) against
+    scikit-learn's (value, ci_low, ci_high) on the exact scores: equal for exact rows; for
+    binned ROC AUC and PR AUC rows, within the stated bound, which is under a tenth of the
+    interval's half-width, and inside the stored (widened) interval."""
+    value, low, high = expected
+    method, bound = got[7], got[8]
+    if metric not in ("roc_auc", "pr_auc"):
+        assert method is None and bound is None, metric
+    if method == "binned":
+        assert abs(got[0] - value) <= bound + 1e-12, f"{metric}: {got[0]} vs exact {value}, bound {bound}"
+        assert bound <= 0.1 * (high - low) / 2 * 1.001, f"{metric}: bound {bound} vs half-width {(high - low) / 2}"
+        assert got[1] <= value <= got[2], f"{metric}: exact {value} outside [{got[1]}, {got[2]}]"
+        return
+    assert method in (None, "exact") and bound in (None, 0), metric
+    assert_close(got[0], value, f"{metric} value")
+    assert_close(got[1], low, f"{metric} ci_low")
+    assert_close(got[2], high, f"{metric} ci_high")
 
 
 def assert_close(actual, expected, what):
@@ -69,11 +90,9 @@ def test_binary_metrics_equal_scikit_learn(built, fraud_rows, version, days, end
     expected = ref.binary(rows, weight_column="amount_usd")
     actual = stored(built, "card_fraud", version, days, end)
     assert set(actual) == set(expected)
-    for metric, (value, low, high) in expected.items():
+    for metric, triple in expected.items():
         got = actual[metric]
-        assert_close(got[0], value, f"{metric} value")
-        assert_close(got[1], low, f"{metric} ci_low")
-        assert_close(got[2], high, f"{metric} ci_high")
+        assert_metric(got, triple, metric)
         assert got[3] == len(rows) and got[4] == rows["label"].notna().sum()
         assert_close(got[5], rows["label"].notna().mean(), "label_coverage")
 
@@ -85,9 +104,7 @@ def test_regression_metrics_equal_scikit_learn(built, eta_rows, days, end):
     actual = stored(built, "delivery_eta", "__all__", days, end)
     assert set(actual) == {"mae", "rmse", "mape", "r2"}
     for metric, (value, low, high) in expected.items():
-        assert_close(actual[metric][0], value, f"{metric} value")
-        assert_close(actual[metric][1], low, f"{metric} ci_low")
-        assert_close(actual[metric][2], high, f"{metric} ci_high")
+        assert_metric(actual[metric], (value, low, high), metric)
 
 
 @pytest.mark.parametrize("version, days, end, country", [
@@ -234,3 +251,63 @@ def test_binned_ranking_is_the_auc_of_binned_scores_and_its_interval_holds_the_e
     assert_close(actual["roc_auc"][1], max(0, expected_binned["roc_auc"][0] - delong - margin), "roc_auc ci_low")
     assert abs(actual["roc_auc"][0] - expected["roc_auc"][0]) <= margin
     assert actual["roc_auc"][1] <= expected["roc_auc"][0] <= actual["roc_auc"][2]
+    assert actual["roc_auc"][7] == "binned" and actual["pr_auc"][7] == "binned"
+    assert_close(actual["roc_auc"][8], margin, "roc_auc bound")
+    assert abs(actual["pr_auc"][0] - expected["pr_auc"][0]) <= actual["pr_auc"][8]
+    assert actual["accuracy"][7] is None and actual["accuracy"][8] is None
+
+
+def write_ranking_day(landing, day, rows_per_kind):
+    """A day of 'toy' with a segment column: 'spread' rows score continuously over [0, 1]
+    (bins separate them), 'packed' rows all score inside one bin of 10,000 (bins cannot)."""
+    rng = np.random.default_rng(day.toordinal())
+    n = 2 * rows_per_kind
+    y = (rng.random(n) < 0.3).astype(int)
+    spread = np.clip(0.35 * y + 0.65 * rng.random(n), 0, 1)
+    packed = 0.50001 + 0.00008 * np.clip(0.4 * y + 0.6 * rng.random(n), 0, 1)
+    kind = np.where(np.arange(n) < rows_per_kind, "spread", "packed")
+    moments = pd.Timestamp(day) + pd.to_timedelta(np.sort(rng.uniform(60, 80_000, n)), unit="s")
+    ids = [f"rank-{day:%Y%m%d}-{i}" for i in range(n)]
+    predictions = pd.DataFrame({"prediction_id": ids, "model_name": "toy", "model_version": "v1",
+                                "event_at": moments - pd.Timedelta(seconds=5), "predicted_at": moments,
+                                "score": np.where(kind == "spread", spread, packed), "kind": kind})
+    labels = pd.DataFrame({"prediction_id": ids, "model_name": "toy", "label": y.astype(str),
+                           "labeled_at": moments + pd.Timedelta(hours=1)})
+    write_partition(landing, "predictions", day, predictions, "toy.parquet")
+    write_partition(landing, "labels", day, labels, "toy.parquet")
+
+
+@pytest.mark.parametrize("ranking_bins", [None, "exact"])
+def test_adaptive_ranking_bins_a_window_only_where_that_cannot_change_a_decision(tmp_path, ranking_bins):
+    """Unset ranking_bins: a window with more labeled rows than bins ranks its bins when the
+    proven bounds are under a tenth of the interval's half-width (the 'spread' segment's
+    3-day window), else exactly (the 'packed' segment, whose scores share one bin, and
+    the whole model, which holds it); a window with fewer rows than bins ranks exactly
+    (1-day windows). ranking_bins: exact ranks every window exactly."""
+    def edit(data):
+        data["models"]["toy"]["segments"] = ["kind"]
+        if ranking_bins:
+            data["models"]["toy"]["ranking_bins"] = ranking_bins
+    config = toy_config(tmp_path, edit=edit)
+    days = [dt.date(2026, 3, 1) + dt.timedelta(days=offset) for offset in range(3)]
+    for day in days:
+        write_ranking_day(config.landing, day, rows_per_kind=6_000)
+    nightly.backfill(config, days[0], days[-1])
+    rows = ref.labeled_rows(config.warehouse, "toy", days[-1], 5)
+    methods = {}
+    for window_days in (1, 3):
+        part = ref.window(rows, days[-1], window_days).assign(weight=1.0)
+        for segment, value, subset in (("__all__", "__all__", part),
+                                       ("kind", "spread", part[part["kind"] == "spread"]),
+                                       ("kind", "packed", part[part["kind"] == "packed"])):
+            actual = stored(config, "toy", "__all__", window_days, days[-1], segment, value)
+            expected = ref.binary(subset)
+            for metric in ("roc_auc", "pr_auc", "accuracy", "log_loss"):
+                assert_metric(actual[metric], expected[metric], metric)
+            methods[(window_days, value)] = (actual["roc_auc"][7], actual["pr_auc"][7])
+    if ranking_bins == "exact":
+        assert set(methods.values()) == {("exact", "exact")}
+    else:
+        assert methods == {(1, "__all__"): ("exact", "exact"), (1, "spread"): ("exact", "exact"),
+                           (1, "packed"): ("exact", "exact"), (3, "__all__"): ("exact", "exact"),
+                           (3, "spread"): ("binned", "binned"), (3, "packed"): ("exact", "exact")}

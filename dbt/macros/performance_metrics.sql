@@ -12,7 +12,7 @@
       f1                 Wilson interval of tp / (tp + (fp + fn) / 2), which equals F1
       roc_auc            DeLong: variance from the per-positive and per-negative
                          placement values (ties count one half), normal interval
-                         (binned ranking, ranking_score below: widened by the binning's margin)
+                         (binned ranking, macros/ranking.sql: widened by the binning's bound)
       pr_auc             logit interval (Boyd et al. 2013), n = number of positives
       weighted_recall    ratio estimator, delta-method variance
       log_loss, brier, mae, mape   normal interval of a mean
@@ -30,7 +30,15 @@
     {%- for column in group_columns -%}{{ alias }}.{{ column }}{% if not loop.last %}, {% endif %}{%- endfor -%}
 {%- endmacro %}
 
-{% macro _metric_row(group_columns, name, value, ci_low, ci_high, labeled=true) -%}
+{#- A metric row is (name, value, ci_low, ci_high) or, for the ranking metrics,
+    (name, value, ci_low, ci_high, ranking_method, ranking_error_bound). -#}
+{% macro _ranking_of(row) -%}
+    {{- return((row[4], row[5]) if row | length > 4 else ('null', 'null')) -}}
+{%- endmacro %}
+
+{% macro _metric_row(group_columns, row) -%}
+    {%- set name, value, ci_low, ci_high = row[:4] -%}
+    {%- set method, bound = _ranking_of(row) -%}
     select
         {{ _prefixed('s', group_columns) }},
         cast('{{ name }}' as {{ dbt.type_string() }}) as metric,
@@ -38,19 +46,21 @@
         cast({{ ci_low }} as {{ type_double() }}) as ci_low,
         cast({{ ci_high }} as {{ type_double() }}) as ci_high,
         cast(s.n_predictions as {{ dbt.type_bigint() }}) as n_predictions,
-        cast(s.n_labeled as {{ dbt.type_bigint() }}) as n_labeled
+        cast(s.n_labeled as {{ dbt.type_bigint() }}) as n_labeled,
+        cast({{ method }} as {{ dbt.type_string() }}) as ranking_method,
+        cast({{ bound }} as {{ type_double() }}) as ranking_error_bound
     from stats as s
 {%- endmacro %}
 
-{#- The metric rows of a group: one row per (name, value, ci_low, ci_high) over `stats`. -#}
+{#- The metric rows of a group: one row per metric tuple (above) over `stats`. -#}
 {% macro metric_rows(group_columns, rows) -%}
     {{ return(adapter.dispatch('metric_rows', 'mlwatch')(group_columns, rows)) }}
 {%- endmacro %}
 
 {% macro default__metric_rows(group_columns, rows) -%}
     {%- set selects = [] -%}
-    {%- for name, value, ci_low, ci_high in rows -%}
-        {%- do selects.append(_metric_row(group_columns, name, value, ci_low, ci_high)) -%}
+    {%- for row in rows -%}
+        {%- do selects.append(_metric_row(group_columns, row)) -%}
     {%- endfor -%}
     {{ return(selects | join('\n    union all\n    ')) }}
 {%- endmacro %}
@@ -78,21 +88,11 @@
         'case when ' ~ condition ~ ' then ' ~ wilson_high(successes, trials) ~ ' end')) }}
 {%- endmacro %}
 
-{% macro binary_metrics(sums_relation, scores_relation, group_columns) -%}
+{% macro binary_metrics(sums_relation, ranking_relation, group_columns) -%}
 {%- set g = group_columns | join(', ') -%}
-{%- set binned = binned_ranking_models() -%}
-{#- ROC AUC's interval of a binned model also spans the binning's margin (ranking_score). -#}
-{%- set margin_below, margin_above = (' - s.binning_margin', ' + s.binning_margin') if binned else ('', '') -%}
 (
     with day_counts as (
         select * from {{ sums_relation }}
-    ),
-
-    -- The ranking metrics sort every group's distinct scores on one integer key, in one
-    -- pass (scores_relation has one row per group and distinct score).
-    score_counts as (
-        select group_key, score, n_pos, n_neg
-        from {{ scores_relation }}
     ),
 
     totals as (
@@ -123,93 +123,10 @@
         group by {{ g }}
     ),
 
-    cumulated as (
-        select
-            group_key,
-            score,
-            n_pos,
-            n_neg,
-            sum(n_pos) over (partition by group_key order by score rows between unbounded preceding and current row)
-                as pos_at_or_below,
-            sum(n_neg) over (partition by group_key order by score rows between unbounded preceding and current row)
-                as neg_at_or_below
-        from score_counts
-    ),
-
-    ranked as (
-        -- Per distinct score: negatives strictly below, positives strictly above, and the
-        -- positives and negatives at or above it (the confusion counts at that threshold).
-        select
-            cumulated.group_key,
-            cumulated.n_pos,
-            cumulated.n_neg,
-            cumulated.neg_at_or_below - cumulated.n_neg as neg_below,
-            totals.n_pos - cumulated.pos_at_or_below as pos_above,
-            totals.n_pos - cumulated.pos_at_or_below + cumulated.n_pos as tp_at_or_above,
-            totals.n_neg - cumulated.neg_at_or_below + cumulated.n_neg as fp_at_or_above,
-            totals.n_pos as total_pos,
-            totals.n_neg as total_neg
-        from cumulated
-        inner join totals on totals.group_key = cumulated.group_key
-    ),
-
-    -- Twice each positive's placement (negatives below it, ties counting one half, times
-    -- two) and twice each negative's, summed as exact integers with their squares: the
-    -- AUC is their mean, DeLong's variance their spread, in one pass and without the
-    -- cancellation a floating-point sum of squares would risk.
-    placements as (
-        select
-            group_key,
-            n_pos,
-            n_neg,
-            tp_at_or_above,
-            fp_at_or_above,
-            total_pos,
-            total_neg,
-            cast(2 * neg_below + n_neg as decimal(38, 0)) as pos_placement,
-            cast(2 * pos_above + n_pos as decimal(38, 0)) as neg_placement
-        from ranked
-    ),
-
-    placement_sums as (
-        select
-            group_key,
-            min(total_pos) as total_pos,
-            min(total_neg) as total_neg,
-            sum(n_pos * pos_placement) as pos_sum,
-            sum(n_pos * pos_placement * pos_placement) as pos_sum_sq,
-            sum(n_neg * neg_placement) as neg_sum,
-            sum(n_neg * neg_placement * neg_placement) as neg_sum_sq,
-            {%- if binned %}
-            -- Pairs of a positive and a negative at the same (binned) score.
-            sum(cast(n_pos as decimal(38, 0)) * n_neg) as tied_pairs,
-            {%- endif %}
-            -- n_pos * precision <= n_pos: bound 2^38 labeled rows (see macros/exact_sums.sql).
-            {{ exact_sum('case when n_pos > 0 then n_pos * tp_at_or_above * ' ~ double_literal('1.0')
-                ~ ' / (tp_at_or_above + fp_at_or_above) else 0 end', fixed_point_scale(38)) }} as precision_sum
-        from placements
-        group by group_key
-    ),
-
+    -- ROC AUC and PR AUC per group (macros/ranking.sql): exact or binned, with the
+    -- binning's bound (0 when exact).
     ranking as (
-        select
-            group_key,
-            case when total_pos > 0 and total_neg > 0
-                then pos_sum / ({{ double_literal('2.0') }} * total_pos * total_neg) end as roc_auc,
-            case when total_pos > 0 then precision_sum / total_pos end as pr_auc,
-            -- sum over positives of (placement / total_neg - auc)^2 is
-            -- (P * pos_sum_sq - pos_sum^2) / (4 P N^2); likewise for the negatives.
-            case when total_pos > 1 and total_neg > 1 then
-                cast(total_pos * pos_sum_sq - pos_sum * pos_sum as {{ type_double() }})
-                    / ({{ double_literal('4.0') }} * total_pos * total_neg * total_neg) / (total_pos - 1) / total_pos
-              + cast(total_neg * neg_sum_sq - neg_sum * neg_sum as {{ type_double() }})
-                    / ({{ double_literal('4.0') }} * total_neg * total_pos * total_pos) / (total_neg - 1) / total_neg
-            end as roc_auc_variance
-            {%- if binned %},
-            case when total_pos > 0 and total_neg > 0
-                then tied_pairs / ({{ double_literal('2.0') }} * total_pos * total_neg) end as tied_pair_margin
-            {%- endif %}
-        from placement_sums
+        select * from {{ ranking_relation }}
     ),
 
     stats as (
@@ -219,10 +136,9 @@
             ranking.roc_auc,
             ranking.pr_auc,
             ranking.roc_auc_variance,
-            {%- if binned %}
-            case when t.model_name in ({% for name in binned %}{{ sql_literal(name) }}{% if not loop.last %}, {% endif %}{% endfor %})
-                then coalesce(ranking.tied_pair_margin, 0) else 0 end as binning_margin,
-            {%- endif %}
+            ranking.roc_bound,
+            ranking.pr_bound,
+            ranking.ranking_method,
             {{ safe_divide('t.w_tp', 't.w_pos') }} as weighted_recall
         from totals as t
         left join ranking on ranking.group_key = t.group_key
@@ -231,14 +147,18 @@
     {{ metric_rows(group_columns, [
         ('roc_auc',
             'case when s.enough then s.roc_auc end',
-            'case when s.enough then greatest(0, s.roc_auc - ' ~ ci_z() ~ ' * sqrt(s.roc_auc_variance)' ~ margin_below ~ ') end',
-            'case when s.enough then least(1, s.roc_auc + ' ~ ci_z() ~ ' * sqrt(s.roc_auc_variance)' ~ margin_above ~ ') end'),
+            'case when s.enough then greatest(0, s.roc_auc - ' ~ ci_z() ~ ' * sqrt(s.roc_auc_variance) - s.roc_bound) end',
+            'case when s.enough then least(1, s.roc_auc + ' ~ ci_z() ~ ' * sqrt(s.roc_auc_variance) + s.roc_bound) end',
+            'case when s.enough then s.ranking_method end',
+            'case when s.enough then s.roc_bound end'),
         ('pr_auc',
             'case when s.enough then s.pr_auc end',
-            'case when s.enough and s.pr_auc > 0 and s.pr_auc < 1 then 1 / (1 + exp(-(ln(s.pr_auc / (1 - s.pr_auc)) - '
-                ~ ci_z() ~ ' / sqrt(s.n_pos * s.pr_auc * (1 - s.pr_auc))))) end',
-            'case when s.enough and s.pr_auc > 0 and s.pr_auc < 1 then 1 / (1 + exp(-(ln(s.pr_auc / (1 - s.pr_auc)) + '
-                ~ ci_z() ~ ' / sqrt(s.n_pos * s.pr_auc * (1 - s.pr_auc))))) end'),
+            'case when s.enough and s.pr_auc > 0 and s.pr_auc < 1 then greatest(0, 1 / (1 + exp(-(ln(s.pr_auc / (1 - s.pr_auc)) - '
+                ~ ci_z() ~ ' / sqrt(s.n_pos * s.pr_auc * (1 - s.pr_auc))))) - s.pr_bound) end',
+            'case when s.enough and s.pr_auc > 0 and s.pr_auc < 1 then least(1, 1 / (1 + exp(-(ln(s.pr_auc / (1 - s.pr_auc)) + '
+                ~ ci_z() ~ ' / sqrt(s.n_pos * s.pr_auc * (1 - s.pr_auc))))) + s.pr_bound) end',
+            'case when s.enough then s.ranking_method end',
+            'case when s.enough then s.pr_bound end'),
         _proportion_metric('accuracy', 's.n_tp + s.n_tn', 's.n_labeled'),
         _proportion_metric('precision', 's.n_tp', 's.n_tp + s.n_fp'),
         _proportion_metric('recall', 's.n_tp', 's.n_tp + s.n_fn'),
@@ -424,32 +344,4 @@
             condition='s.enough and s.n_with_probability = s.n_labeled')
     ]) }}
 )
-{%- endmacro %}
-
-{#- Binned ranking, for binary models that set ranking_bins: a score counts as the lower
-    edge of its bin among ranking_bins equal bins of [0, 1] (1.0 in the last bin), so a
-    window's ranking sorts at most ranking_bins scores, however many predictions it
-    holds. ROC AUC then counts the pairs of a positive and a negative in the same bin as
-    one half (their order inside the bin is lost): the exact AUC is within half their
-    share of all pairs of the binned one, and its interval is widened by that margin.
-    Average precision takes its thresholds at the bin edges and has no such bound. Models
-    without ranking_bins rank their scores exactly, and their SQL has none of this. -#}
-{% macro binned_ranking_models() -%}
-    {%- set binned = {} -%}
-    {%- for name, m in var('models').items() if m.ranking_bins -%}{%- do binned.update({name: m.ranking_bins}) -%}{%- endfor -%}
-    {{- return(binned) -}}
-{%- endmacro %}
-
-{% macro ranking_score(score, model_name) -%}
-    {%- set binned = binned_ranking_models() -%}
-    {%- if binned -%}
-    case {{ model_name }}
-        {%- for name, bins in binned.items() %}
-        when {{ sql_literal(name) }} then least(floor({{ score }} * {{ bins }}), {{ bins - 1 }}) / {{ double_literal(bins ~ '.0') }}
-        {%- endfor %}
-        else {{ score }}
-    end
-    {%- else -%}
-    {{ score }}
-    {%- endif -%}
 {%- endmacro %}

@@ -65,13 +65,17 @@
     select
         {{ _prefixed('s', group_columns) }},
         stack({{ rows | length }}
-        {%- for name, value, ci_low, ci_high in rows %},
+        {%- for row in rows %}
+        {%- set name, value, ci_low, ci_high = row[:4] %}
+        {%- set method, bound = _ranking_of(row) %},
             cast('{{ name }}' as {{ dbt.type_string() }}),
             cast({{ value }} as {{ type_double() }}),
             cast({{ ci_low }} as {{ type_double() }}),
-            cast({{ ci_high }} as {{ type_double() }})
+            cast({{ ci_high }} as {{ type_double() }}),
+            cast({{ method }} as {{ dbt.type_string() }}),
+            cast({{ bound }} as {{ type_double() }})
         {%- endfor %}
-        ) as (metric, value, ci_low, ci_high),
+        ) as (metric, value, ci_low, ci_high, ranking_method, ranking_error_bound),
         cast(s.n_predictions as {{ dbt.type_bigint() }}) as n_predictions,
         cast(s.n_labeled as {{ dbt.type_bigint() }}) as n_labeled
     from stats as s

@@ -32,6 +32,11 @@ _RESERVED_COLUMNS = {
     "predicted_label", "latency_ms", "cost_usd", "entity_id", "label", "labeled_at", "weight",
 }
 PLAYBOOK_DIGEST = "digest"
+# Adaptive ranking (issue 21): a window's ROC AUC and PR AUC come from this many equal
+# score bins when the binning's proven error is below a tenth of the interval's
+# half-width (dbt/macros/ranking.sql); fine enough that a window of a million labels
+# still qualifies, coarse enough that a window's bins stay far fewer than its rows.
+ADAPTIVE_RANKING_BINS = 10_000
 
 
 class _Strict(BaseModel):
@@ -115,15 +120,25 @@ class ModelConfig(_Strict):
     segments: list[str] = []
     segment_top_k: int = Field(default=10, ge=1, description="values per segment column; the rest go to 'other'")
     min_labeled_rows: int = Field(default=30, ge=1, description="fewer labeled rows and a metric is NULL")
-    ranking_bins: int | None = Field(
-        default=None, ge=100, le=100_000_000,
-        description="binary models: rank scores in this many equal bins of [0, 1] instead of exactly")
+    ranking_bins: int | Literal["exact"] | None = Field(
+        default=None,
+        description="binary models: 'exact' ranks every window's scores exactly; a number ranks them in that "
+                    "many equal bins of [0, 1] everywhere; unset, a window is ranked in "
+                    f"{ADAPTIVE_RANKING_BINS:,} bins where that cannot change a decision, else exactly")
     label_values: list[str] | None = Field(default=None, description="allowed labels (classifiers)")
     weight_column: str | None = None
     features: dict[str, FeatureSpec] = {}
     slos: SLOs = SLOs()
     drift: DriftConfig = DriftConfig()
     playbooks: dict[str, str] = {}
+
+    @field_validator("ranking_bins")
+    @classmethod
+    def _bins_in_range(cls, value: int | str | None) -> int | str | None:
+        if isinstance(value, int) and not 100 <= value <= 100_000_000:
+            raise ValueError(f"expected 'exact' or a number of bins greater than or equal to 100 "
+                             f"and at most 100000000, got {value}")
+        return value
 
     @field_validator("positive_label", mode="before")
     @classmethod
@@ -159,6 +174,15 @@ class ModelConfig(_Strict):
         if window is not None and window not in self.windows:
             raise ValueError(f"slos.performance.window_days {window} is not one of windows {self.windows}")
         return self
+
+    @property
+    def ranking(self) -> tuple[str, int]:
+        """How ROC AUC and PR AUC rank: ('exact' | 'binned' | 'adaptive', bins)."""
+        if self.ranking_bins == "exact":
+            return "exact", ADAPTIVE_RANKING_BINS
+        if self.ranking_bins is not None:
+            return "binned", self.ranking_bins
+        return "adaptive", ADAPTIVE_RANKING_BINS
 
     @property
     def allowed_labels(self) -> list[str] | None:

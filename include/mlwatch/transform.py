@@ -93,7 +93,7 @@ def dbt_vars(config: Config) -> dict:
             "segment_top_k": m.segment_top_k,
             "weight_column": m.weight_column,
             "min_labeled_rows": m.min_labeled_rows,
-            "ranking_bins": m.ranking_bins,
+            "ranking": dict(zip(("method", "bins"), m.ranking)),
             "slos": _slos(m),
             "features": {
                 f: {"type": s.type, "min": s.min, "max": s.max, "default": s.default,

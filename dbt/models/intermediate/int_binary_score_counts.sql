@@ -19,12 +19,15 @@ with rows_by_version as (
 
 select
     {{ group_key(['model_name', 'model_version', 'prediction_day', 'segment', 'segment_raw_value']) }} as day_key,
-    -- The score, or its bin's lower edge for a model that ranks in bins (ranking_bins).
-    {{ ranking_score('score', 'model_name') }} as score,
+    score,
+    -- The lower edge of the score's bin, for a model that may rank in bins
+    -- (macros/ranking.sql); NULL for a model that always ranks exactly.
+    case when {{ ranking_method_of('model_name') }} <> 'exact'
+        then {{ score_bin('score', ranking_bins_of('model_name')) }} end as score_bin,
     -- 64-bit counts: the ranking's sort carries every distinct score, and DuckDB's sum of
     -- integers is 128-bit.
     cast(sum(case when is_positive = 1 then 1 else 0 end) as {{ dbt.type_bigint() }}) as n_pos,
     cast(sum(case when is_positive = 0 then 1 else 0 end) as {{ dbt.type_bigint() }}) as n_neg
 from rows_by_version
 where is_labeled
-group by 1, 2
+group by 1, 2, 3

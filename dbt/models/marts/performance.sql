@@ -114,13 +114,16 @@ binary_single_version_windows as (
 -- in a single-version window (copied from the version in window_metrics_complete).
 -- Chosen here, among the day groups, before the score counts join them (computed_once:
 -- DuckDB would otherwise filter the joined score rows, 52 M at the demo's scale), each
--- with the key of its window group, so that the score rows need no other column, and
--- with how many day groups make up that window group.
+-- with the key of its window group, how many day groups make up that window group, its
+-- labeled rows and how its model ranks (macros/ranking.sql).
 binary_ranked_window_days as {{ computed_once() }} (
     select
         groups.day_key,
         {{ group_key(grouped_by_window) }} as group_key,
-        count(*) over (partition by {{ grouped_by_window | join(', ') }}) as day_groups
+        count(*) over (partition by {{ grouped_by_window | join(', ') }}) as day_groups,
+        sum(groups.n_pos + groups.n_neg) over (partition by {{ grouped_by_window | join(', ') }}) as labeled_rows,
+        {{ ranking_method_of('groups.model_name') }} as ranking_method,
+        {{ ranking_bins_of('groups.model_name') }} as ranking_bins
     from binary_window_days as groups
     left join binary_single_version_windows as single_version
         on single_version.model_name = groups.model_name
@@ -133,41 +136,83 @@ binary_ranked_reference_days as {{ computed_once() }} (
     select
         day_key,
         {{ group_key(reference_groups) }} as group_key,
-        count(*) over (partition by {{ reference_groups | join(', ') }}) as day_groups
+        count(*) over (partition by {{ reference_groups | join(', ') }}) as day_groups,
+        sum(n_pos + n_neg) over (partition by {{ reference_groups | join(', ') }}) as labeled_rows,
+        {{ ranking_method_of('model_name') }} as ranking_method,
+        {{ ranking_bins_of('model_name') }} as ranking_bins
     from binary_reference_days
 ),
 
 -- The score counts carry their day group as a key (int_binary_score_counts): per ranked
--- group, one row per distinct score. A group of one day group has that already; the
--- others (a 30-day window, all versions, a segment bucket of several raw values) add
--- their day groups' counts per score, so that the ranking sorts each score once, not
--- once per day (at the demo's scale 48 M rows would become 9.5 M).
+-- group, one row per distinct score (or bin). A group of one day group has that
+-- already; the others (a 30-day window, all versions, a segment bucket of several raw
+-- values) add their day groups' counts per score, so that the ranking sorts each score
+-- once, not once per day.
 binary_score_days as (
     select * from {{ ref('int_binary_score_counts') }}
 ),
 
+-- The same per bin, for the models that may rank in bins.
+binary_bin_days as {{ computed_once() }} (
+    select
+        day_key,
+        score_bin as score,
+        cast(sum(n_pos) as {{ dbt.type_bigint() }}) as n_pos,
+        cast(sum(n_neg) as {{ dbt.type_bigint() }}) as n_neg
+    from binary_score_days
+    where score_bin is not null
+    group by day_key, score_bin
+),
+
 {%- for part in ['window', 'reference'] %}
 
-binary_score_{{ part }}_days as (
-    select groups.group_key, scores.score, scores.n_pos, scores.n_neg
-    from binary_score_days as scores
-    inner join binary_ranked_{{ part }}_days as groups on groups.day_key = scores.day_key
-    where groups.day_groups = 1
+-- Groups that rank their bins first: every group of a binned model, and the windows of
+-- an adaptive model with more labeled rows than bins. An adaptive model's reference
+-- ranks exactly: it is the yardstick of every window, and it does not grow with history.
+binary_binned_{{ part }}_groups as (
+    select * from binary_ranked_{{ part }}_days
+    where ranking_method = 'binned'
+        {%- if part == 'window' %} or (ranking_method = 'adaptive' and labeled_rows > ranking_bins){% endif %}
+),
+
+binary_binned_{{ part }}_scores as (
+    {{ scores_per_group('binary_bin_days', 'binary_binned_' ~ part ~ '_groups') }}
+),
+
+binary_binned_{{ part }}_ranking as {{ computed_once() }} (
+    select * from {{ ranking_metrics('binary_binned_' ~ part ~ '_scores', bounds=true) }}
+),
+
+-- Groups ranked exactly: those of exact models, the small ones, and those whose binned
+-- answer could change a decision.
+binary_exact_{{ part }}_groups as {{ computed_once() }} (
+    select groups.*
+    from binary_ranked_{{ part }}_days as groups
+    left join binary_binned_{{ part }}_ranking as binned on binned.group_key = groups.group_key
+    where groups.ranking_method = 'exact'
+        or (groups.ranking_method = 'adaptive'
+            {%- if part == 'window' %}
+            and (binned.group_key is null or not coalesce({{ binned_ranking_stands('binned') }}, false))
+            {%- endif %})
+),
+
+binary_exact_{{ part }}_scores as (
+    {{ scores_per_group('binary_score_days', 'binary_exact_' ~ part ~ '_groups') }}
+),
+
+binary_{{ part }}_ranking as (
+    select * from {{ ranking_metrics('binary_exact_' ~ part ~ '_scores') }}
     union all
-    select
-        groups.group_key,
-        scores.score,
-        cast(sum(scores.n_pos) as {{ dbt.type_bigint() }}) as n_pos,
-        cast(sum(scores.n_neg) as {{ dbt.type_bigint() }}) as n_neg
-    from binary_score_days as scores
-    inner join binary_ranked_{{ part }}_days as groups on groups.day_key = scores.day_key
-    where groups.day_groups > 1
-    group by groups.group_key, scores.score
+    select binned.*
+    from binary_binned_{{ part }}_ranking as binned
+    where not exists (
+        select 1 from binary_exact_{{ part }}_groups as exact_groups where exact_groups.group_key = binned.group_key
+    )
 ),
 {%- endfor %}
 
 window_metrics as (
-    select * from {{ binary_metrics('binary_window_days', 'binary_score_window_days', window_groups) }}
+    select * from {{ binary_metrics('binary_window_days', 'binary_window_ranking', window_groups) }}
     union all
     select * from {{ regression_metrics('regression_window_days', window_groups) }}
     union all
@@ -187,6 +232,9 @@ window_metrics_complete as (
         case when own.metric is null then window_metrics.value else own.value end as value,
         case when own.metric is null then window_metrics.ci_low else own.ci_low end as ci_low,
         case when own.metric is null then window_metrics.ci_high else own.ci_high end as ci_high,
+        case when own.metric is null then window_metrics.ranking_method else own.ranking_method end as ranking_method,
+        case when own.metric is null then window_metrics.ranking_error_bound else own.ranking_error_bound end
+            as ranking_error_bound,
         window_metrics.n_predictions,
         window_metrics.n_labeled
     from window_metrics
@@ -207,7 +255,7 @@ window_metrics_complete as (
 ),
 
 reference_metrics as (
-    select * from {{ binary_metrics('binary_reference_days', 'binary_score_reference_days', reference_groups) }}
+    select * from {{ binary_metrics('binary_reference_days', 'binary_reference_ranking', reference_groups) }}
     union all
     select * from {{ regression_metrics('regression_reference_days', reference_groups) }}
     union all
@@ -228,7 +276,11 @@ select
     {{ safe_divide('window_metrics_complete.n_labeled', 'window_metrics_complete.n_predictions') }} as label_coverage,
     window_metrics_complete.ci_low,
     window_metrics_complete.ci_high,
-    reference_metrics.value as reference_value
+    reference_metrics.value as reference_value,
+    -- ROC AUC and PR AUC: 'exact' or 'binned' (macros/ranking.sql), and how far the exact
+    -- value can be from a binned one (0 when exact); NULL for the other metrics.
+    window_metrics_complete.ranking_method,
+    window_metrics_complete.ranking_error_bound
 from window_metrics_complete
 inner join window_ends
     on window_ends.model_name = window_metrics_complete.model_name
