@@ -224,3 +224,8 @@
     where groups.day_groups > 1
     group by groups.group_key, scores.score
 {%- endmacro %}
+
+{#- Days since 2000-01-01: an integer to order and frame days by. -#}
+{% macro day_number(date_expression) -%}
+    {{ dbt.datediff("cast('2000-01-01' as date)", date_expression, 'day') }}
+{%- endmacro %}

@@ -20,6 +20,10 @@
     the reference by then. -#}
 {%- set window_groups = ['model_name', 'version_group', 'window_end', 'window_days', 'segment', 'segment_value'] %}
 {%- set reference_groups = ['model_name', 'reference_until', 'segment', 'segment_value'] %}
+{%- set series_columns = ['model_name', 'version_group', 'segment', 'segment_value', 'segment_basis_start', 'segment_basis_end'] %}
+{%- set all_windows = [] %}
+{%- for name, m in var('models').items() %}{% for w in m.windows if w not in all_windows %}{% do all_windows.append(w) %}{% endfor %}{% endfor %}
+{%- if not all_windows %}{% do all_windows.append(1) %}{% endif %}
 {%- set grouped_by_window = [] %}{% for column in window_groups %}{% do grouped_by_window.append('groups.' ~ column) %}{% endfor %}
 
 with window_ends as (
@@ -59,6 +63,8 @@ version_slots as (
             as segment_value,
         coalesce(version_slots.version_group, days.model_version) as version_group,
         version_slots.version_group as version_slot,
+        window_ends.segment_basis_start,
+        window_ends.segment_basis_end,
         days.*
     from {{ task }}_days as days
     cross join version_slots
@@ -164,6 +170,110 @@ binary_bin_days as {{ computed_once() }} (
     group by day_key, score_bin
 ),
 
+-- Binned windows, without copying each day's bins into every window that holds it (a
+-- 30-day window would read each day 30 times): a series is what a window group is
+-- without its end (model, version group, segment bucket, and the basis that decides
+-- the buckets); its bins are added up per day, and a trailing sum over days gives every
+-- window end's bins in one pass per window length. All versions together are a series
+-- of their own only for models with several versions.
+binary_multi_version_models as (
+    select model_name
+    from binary_window_days
+    where version_slot is null and segment = '__all__' and n_pos + n_neg > 0
+    group by model_name
+    having count(distinct model_version) > 1
+),
+
+binary_series_days as {{ computed_once() }} (
+    select distinct
+        day_key,
+        {{ day_number('prediction_day') }} as day_number,
+        {{ group_key(series_columns) }} as series_key
+    from binary_window_days
+    where {{ ranking_method_of('model_name') }} <> 'exact'
+        and (version_slot is null or model_name in (select model_name from binary_multi_version_models))
+),
+
+binary_series as (
+    select distinct
+        {{ series_columns | join(', ') }},
+        {{ group_key(series_columns) }} as series_key
+    from binary_window_days
+    where {{ ranking_method_of('model_name') }} <> 'exact'
+        and (version_slot is null or model_name in (select model_name from binary_multi_version_models))
+),
+
+binary_series_bins as (
+    select
+        series_days.series_key,
+        bins.score,
+        series_days.day_number,
+        cast(sum(bins.n_pos) as {{ dbt.type_bigint() }}) as n_pos,
+        cast(sum(bins.n_neg) as {{ dbt.type_bigint() }}) as n_neg
+    from binary_bin_days as bins
+    inner join binary_series_days as series_days on series_days.day_key = bins.day_key
+    group by series_days.series_key, bins.score, series_days.day_number
+),
+
+-- Every bin of a series at each window end its basis serves, so that the trailing sum
+-- has a row there even when the bin has no rows that day.
+binary_series_ends as (
+    select distinct binary_series.series_key, {{ day_number('window_ends.window_end') }} as day_number
+    from binary_series
+    inner join window_ends
+        on window_ends.model_name = binary_series.model_name
+        and window_ends.segment_basis_start = binary_series.segment_basis_start
+        and window_ends.segment_basis_end = binary_series.segment_basis_end
+),
+
+binary_series_rows as (
+    select series_key, score, day_number, n_pos, n_neg, 0 as is_end
+    from binary_series_bins
+    union all
+    select series_bins.series_key, series_bins.score, ends.day_number,
+        cast(0 as {{ dbt.type_bigint() }}) as n_pos, cast(0 as {{ dbt.type_bigint() }}) as n_neg, 1 as is_end
+    from (select distinct series_key, score from binary_series_bins) as series_bins
+    inner join binary_series_ends as ends on ends.series_key = series_bins.series_key
+),
+
+binary_series_trailing as (
+    select
+        series_key,
+        score,
+        day_number,
+        is_end
+        {%- for w in all_windows %},
+        sum(n_pos) over (partition by series_key, score order by day_number
+                         range between {{ w - 1 }} preceding and current row) as n_pos_{{ w }},
+        sum(n_neg) over (partition by series_key, score order by day_number
+                         range between {{ w - 1 }} preceding and current row) as n_neg_{{ w }}
+        {%- endfor %}
+    from binary_series_rows
+),
+
+binary_binned_window_bins as (
+    {%- for w in all_windows %}
+    select
+        {{ group_key(['binary_series.model_name', 'binary_series.version_group', 'window_ends.window_end',
+                      'window_ends.window_days', 'binary_series.segment', 'binary_series.segment_value']) }} as group_key,
+        trailing.score,
+        cast(trailing.n_pos_{{ w }} as {{ dbt.type_bigint() }}) as n_pos,
+        cast(trailing.n_neg_{{ w }} as {{ dbt.type_bigint() }}) as n_neg
+    from binary_series_trailing as trailing
+    inner join binary_series on binary_series.series_key = trailing.series_key
+    inner join window_ends
+        on window_ends.model_name = binary_series.model_name
+        and window_ends.window_days = {{ w }}
+        and {{ day_number('window_ends.window_end') }} = trailing.day_number
+        and window_ends.segment_basis_start = binary_series.segment_basis_start
+        and window_ends.segment_basis_end = binary_series.segment_basis_end
+    where trailing.is_end = 1 and trailing.n_pos_{{ w }} + trailing.n_neg_{{ w }} > 0
+    {%- if not loop.last %}
+    union all
+    {%- endif %}
+    {%- endfor %}
+),
+
 {%- for part in ['window', 'reference'] %}
 
 -- Groups that rank their bins first: every group of a binned model, and the windows of
@@ -176,7 +286,13 @@ binary_binned_{{ part }}_groups as (
 ),
 
 binary_binned_{{ part }}_scores as (
+    {%- if part == 'window' %}
+    select scores.*
+    from binary_binned_window_bins as scores
+    where scores.group_key in (select group_key from binary_binned_window_groups)
+    {%- else %}
     {{ scores_per_group('binary_bin_days', 'binary_binned_' ~ part ~ '_groups') }}
+    {%- endif %}
 ),
 
 binary_binned_{{ part }}_ranking as {{ computed_once() }} (
