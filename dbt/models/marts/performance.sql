@@ -256,18 +256,18 @@ binary_binned_window_bins as (
     select
         {{ group_key(['binary_series.model_name', 'binary_series.version_group', 'window_ends.window_end',
                       'window_ends.window_days', 'binary_series.segment', 'binary_series.segment_value']) }} as group_key,
-        trailing.score,
-        cast(trailing.n_pos_{{ w }} as {{ dbt.type_bigint() }}) as n_pos,
-        cast(trailing.n_neg_{{ w }} as {{ dbt.type_bigint() }}) as n_neg
-    from binary_series_trailing as trailing
-    inner join binary_series on binary_series.series_key = trailing.series_key
+        sums.score,
+        cast(sums.n_pos_{{ w }} as {{ dbt.type_bigint() }}) as n_pos,
+        cast(sums.n_neg_{{ w }} as {{ dbt.type_bigint() }}) as n_neg
+    from binary_series_trailing as sums
+    inner join binary_series on binary_series.series_key = sums.series_key
     inner join window_ends
         on window_ends.model_name = binary_series.model_name
         and window_ends.window_days = {{ w }}
-        and {{ day_number('window_ends.window_end') }} = trailing.day_number
+        and {{ day_number('window_ends.window_end') }} = sums.day_number
         and window_ends.segment_basis_start = binary_series.segment_basis_start
         and window_ends.segment_basis_end = binary_series.segment_basis_end
-    where trailing.is_end = 1 and trailing.n_pos_{{ w }} + trailing.n_neg_{{ w }} > 0
+    where sums.is_end = 1 and sums.n_pos_{{ w }} + sums.n_neg_{{ w }} > 0
     {%- if not loop.last %}
     union all
     {%- endif %}
