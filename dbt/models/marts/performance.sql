@@ -175,7 +175,10 @@ binary_bin_days as {{ computed_once() }} (
 -- without its end (model, version group, segment bucket, and the basis that decides
 -- the buckets); its bins are added up per day, and a trailing sum over days gives every
 -- window end's bins in one pass per window length. All versions together are a series
--- of their own only for models with several versions.
+-- of their own only for models with several versions. (Spark recomputes a CTE at every
+-- reference, and these are referenced several times: there the windows copy their days'
+-- bins, as scores_per_group does; the rows are the same.)
+{%- if target.type != 'spark' %}
 binary_multi_version_models as (
     select model_name
     from binary_window_days
@@ -273,6 +276,7 @@ binary_binned_window_bins as (
     {%- endif %}
     {%- endfor %}
 ),
+{%- endif %}
 
 {%- for part in ['window', 'reference'] %}
 
@@ -286,7 +290,7 @@ binary_binned_{{ part }}_groups as (
 ),
 
 binary_binned_{{ part }}_scores as (
-    {%- if part == 'window' %}
+    {%- if part == 'window' and target.type != 'spark' %}
     select scores.*
     from binary_binned_window_bins as scores
     where scores.group_key in (select group_key from binary_binned_window_groups)
