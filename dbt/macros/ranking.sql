@@ -37,23 +37,31 @@
 {#- The configured method of a model (a SQL expression over model_name). -#}
 {% macro ranking_method_of(model_name) -%}
     {%- set ranking = ranking_of_models() -%}
+    {%- if not ranking -%}
+    cast('exact' as {{ dbt.type_string() }})
+    {%- else -%}
     case {{ model_name }}
     {%- for name, r in ranking.items() %}
         when {{ sql_literal(name) }} then {{ sql_literal(r.method) }}
     {%- endfor %}
         else 'exact'
     end
+    {%- endif -%}
 {%- endmacro %}
 
 {#- The number of bins of a model (a SQL expression over model_name). -#}
 {% macro ranking_bins_of(model_name) -%}
     {%- set ranking = ranking_of_models() -%}
+    {%- if not ranking -%}
+    10000
+    {%- else -%}
     case {{ model_name }}
     {%- for name, r in ranking.items() %}
         when {{ sql_literal(name) }} then {{ r.bins }}
     {%- endfor %}
         else 10000
     end
+    {%- endif -%}
 {%- endmacro %}
 
 {#- The lower edge of a score's bin among `bins` equal bins of [0, 1]. -#}
