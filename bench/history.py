@@ -107,12 +107,12 @@ def timed(command: list[str], cwd: Path) -> dict:
     return {"seconds": round(wall, 2), "peak_rss_mb": round(peak / 1024, 1) if peak > before else None}
 
 
-def night_after(work: Path, history: int) -> dict:
+def night_after(work: Path, history: int, delay: int) -> dict:
     """Bring a warehouse to day `history`, then time the night of day history+1."""
     here = work / f"after-{history}"
     shutil.rmtree(here, ignore_errors=True)
     here.mkdir(parents=True)
-    config = write_config(here, DELAY)
+    config = write_config(here, delay)
     night = FIRST_DAY + dt.timedelta(days=history)
     (here / "landing").mkdir()
     for feed in ("predictions", "labels"):
@@ -129,11 +129,8 @@ def night_after(work: Path, history: int) -> dict:
     return {"history_days": history, "night": str(night), **json.loads(measured.stdout)}
 
 
-DELAY = 45
-
 
 def main() -> None:
-    global DELAY
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--rows", type=int, default=50_000)
     parser.add_argument("--delay", type=int, default=45)
@@ -146,7 +143,6 @@ def main() -> None:
         here, night = Path(args.measure[0]), args.measure[1]
         print(json.dumps(timed([str(MLWATCH), "run", "--date", night, "-c", str(here / "mlwatch.yml")], here)))
         return
-    DELAY = args.delay
     days = max(args.after) + 1
     marker = args.work / f"landing-{args.rows}-{days}-{args.delay}"
     if not marker.exists():
@@ -157,7 +153,7 @@ def main() -> None:
     results = []
     for history in args.after:
         print(f"night after {history} days of history ...", flush=True)
-        results.append(night_after(args.work, history))
+        results.append(night_after(args.work, history, args.delay))
         print(f"  {results[-1]}", flush=True)
     first, last = results[0], results[-1]
     ratio = last["seconds"] / first["seconds"]

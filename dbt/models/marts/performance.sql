@@ -187,23 +187,24 @@ binary_multi_version_models as (
     having count(distinct model_version) > 1
 ),
 
-binary_series_days as {{ computed_once() }} (
-    select distinct
-        day_key,
-        {{ day_number('prediction_day') }} as day_number,
+-- The window day groups of the models that may rank in bins, with their series.
+binary_series_day_groups as (
+    select
+        binary_window_days.*,
         {{ group_key(series_columns) }} as series_key
     from binary_window_days
     where {{ ranking_method_of('model_name') }} <> 'exact'
         and (version_slot is null or model_name in (select model_name from binary_multi_version_models))
 ),
 
+binary_series_days as {{ computed_once() }} (
+    select distinct day_key, {{ day_number('prediction_day') }} as day_number, series_key
+    from binary_series_day_groups
+),
+
 binary_series as (
-    select distinct
-        {{ series_columns | join(', ') }},
-        {{ group_key(series_columns) }} as series_key
-    from binary_window_days
-    where {{ ranking_method_of('model_name') }} <> 'exact'
-        and (version_slot is null or model_name in (select model_name from binary_multi_version_models))
+    select distinct {{ series_columns | join(', ') }}, series_key
+    from binary_series_day_groups
 ),
 
 binary_series_bins as (
