@@ -240,6 +240,9 @@ binary_series_rows as (
     inner join binary_series_ends as ends on ends.series_key = series_bins.series_key
 ),
 
+-- Positives and negatives travel as one integer, positives * 2^32 + negatives, so that
+-- each window length costs one RANGE-framed aggregate instead of two (DuckDB's frames cost
+-- per aggregate: half the time here). A bin of one window holds far fewer than 2^32 rows.
 binary_series_trailing as (
     select
         series_key,
@@ -247,10 +250,8 @@ binary_series_trailing as (
         day_number,
         is_end
         {%- for w in all_windows %},
-        sum(n_pos) over (partition by series_key, score order by day_number
-                         range between {{ w - 1 }} preceding and current row) as n_pos_{{ w }},
-        sum(n_neg) over (partition by series_key, score order by day_number
-                         range between {{ w - 1 }} preceding and current row) as n_neg_{{ w }}
+        sum(n_pos * 4294967296 + n_neg) over (partition by series_key, score order by day_number
+                                              range between {{ w - 1 }} preceding and current row) as counts_{{ w }}
         {%- endfor %}
     from binary_series_rows
 ),
@@ -261,8 +262,8 @@ binary_binned_window_bins as (
         {{ group_key(['binary_series.model_name', 'binary_series.version_group', 'window_ends.window_end',
                       'window_ends.window_days', 'binary_series.segment', 'binary_series.segment_value']) }} as group_key,
         sums.score,
-        cast(sums.n_pos_{{ w }} as {{ dbt.type_bigint() }}) as n_pos,
-        cast(sums.n_neg_{{ w }} as {{ dbt.type_bigint() }}) as n_neg
+        cast(sums.counts_{{ w }} // 4294967296 as {{ dbt.type_bigint() }}) as n_pos,
+        cast(sums.counts_{{ w }} % 4294967296 as {{ dbt.type_bigint() }}) as n_neg
     from binary_series_trailing as sums
     inner join binary_series on binary_series.series_key = sums.series_key
     inner join window_ends
@@ -271,7 +272,7 @@ binary_binned_window_bins as (
         and {{ day_number('window_ends.window_end') }} = sums.day_number
         and window_ends.segment_basis_start = binary_series.segment_basis_start
         and window_ends.segment_basis_end = binary_series.segment_basis_end
-    where sums.is_end = 1 and sums.n_pos_{{ w }} + sums.n_neg_{{ w }} > 0
+    where sums.is_end = 1 and sums.counts_{{ w }} > 0
     {%- if not loop.last %}
     union all
     {%- endif %}
