@@ -97,6 +97,16 @@ def binary(rows: pd.DataFrame, positive: str = "1", threshold: float = 0.5, weig
     return out
 
 
+def binned_ranking(rows: pd.DataFrame, bins: int, positive: str = "1") -> dict:
+    """ROC AUC and average precision of the labeled scores floored to `bins` equal bins of
+    [0, 1] (1.0 in the last): what a binned ranking must equal. scikit-learn counts a
+    positive-negative pair in one bin as one half and a bin as one threshold."""
+    labeled = rows.dropna(subset=["label"])
+    y = (labeled["label"] == positive).astype(int).to_numpy()
+    b = np.minimum(np.floor(labeled["score"].to_numpy() * bins), bins - 1)
+    return {"roc_auc": skm.roc_auc_score(y, b), "pr_auc": skm.average_precision_score(y, b)}
+
+
 def regression(rows: pd.DataFrame) -> dict:
     labeled = rows.dropna(subset=["label"])
     y = labeled["label"].astype(float).to_numpy()

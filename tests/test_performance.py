@@ -55,11 +55,13 @@ def compare(actual, expected):
         assert_metric(actual[metric], triple, metric)
 
 
-def assert_metric(got, expected, metric):
+def assert_metric(got, expected, metric, binned=None):
     """A stored row (value, ci_low, ci_high, ..., ranking_method, ranking_error_bound) against
     scikit-learn's (value, ci_low, ci_high) on the exact scores: equal for exact rows; for
     binned ROC AUC and PR AUC rows, within the stated bound, which is under a tenth of the
-    interval's half-width, and inside the stored (widened) interval."""
+    interval's half-width, and inside the stored (widened) interval. `binned`, when given,
+    is {bins: {metric: value}} of scikit-learn on the binned scores (ref.binned_ranking):
+    a binned row must equal one of them; the number of bins it used is returned."""
     value, low, high = expected
     method, bound = got[7], got[8]
     if metric not in ("roc_auc", "pr_auc"):
@@ -68,7 +70,11 @@ def assert_metric(got, expected, metric):
         assert abs(got[0] - value) <= bound + 1e-12, f"{metric}: {got[0]} vs exact {value}, bound {bound}"
         assert bound <= 0.1 * (high - low) / 2 * 1.001, f"{metric}: bound {bound} vs half-width {(high - low) / 2}"
         assert got[1] <= value <= got[2], f"{metric}: exact {value} outside [{got[1]}, {got[2]}]"
-        return
+        if binned is not None:
+            used = [bins for bins, values in binned.items() if got[0] == pytest.approx(values[metric], rel=1e-9)]
+            assert used, f"{metric}: {got[0]} is none of the binned values {binned}"
+            return used[0]
+        return None
     assert method in (None, "exact") and bound in (None, 0), metric
     assert_close(got[0], value, f"{metric} value")
     assert_close(got[1], low, f"{metric} ci_low")
@@ -90,9 +96,10 @@ def test_binary_metrics_equal_scikit_learn(built, fraud_rows, version, days, end
     expected = ref.binary(rows, weight_column="amount_usd")
     actual = stored(built, "card_fraud", version, days, end)
     assert set(actual) == set(expected)
+    binned = {bins: ref.binned_ranking(rows, bins) for bins in (2_500, 10_000)}
     for metric, triple in expected.items():
         got = actual[metric]
-        assert_metric(got, triple, metric)
+        assert_metric(got, triple, metric, binned)
         assert got[3] == len(rows) and got[4] == rows["label"].notna().sum()
         assert_close(got[5], rows["label"].notna().mean(), "label_coverage")
 
@@ -259,18 +266,22 @@ def test_binned_ranking_is_the_auc_of_binned_scores_and_its_interval_holds_the_e
 
 def write_ranking_day(landing, day, rows_per_kind):
     """A day of 'toy' with a segment column: 'spread' rows score continuously over [0, 1]
-    (bins separate them), 'packed' rows all score inside one bin of 10,000 (bins cannot)."""
+    (a quarter of the bins separates them), 'narrow' rows over [0.4, 0.6] (500 coarse bins
+    are too few, 2,000 fine ones enough), 'packed' rows all inside one bin of 10,000 (no
+    bins can separate them)."""
     rng = np.random.default_rng(day.toordinal())
-    n = 2 * rows_per_kind
+    n = 3 * rows_per_kind
     y = (rng.random(n) < 0.3).astype(int)
     spread = np.clip(0.35 * y + 0.65 * rng.random(n), 0, 1)
+    narrow = 0.4 + 0.2 * np.clip(0.35 * y + 0.65 * rng.random(n), 0, 1)
     packed = 0.50001 + 0.00008 * np.clip(0.4 * y + 0.6 * rng.random(n), 0, 1)
-    kind = np.where(np.arange(n) < rows_per_kind, "spread", "packed")
+    kind = np.array(["spread", "narrow", "packed"])[np.arange(n) // rows_per_kind]
     moments = pd.Timestamp(day) + pd.to_timedelta(np.sort(rng.uniform(60, 80_000, n)), unit="s")
     ids = [f"rank-{day:%Y%m%d}-{i}" for i in range(n)]
     predictions = pd.DataFrame({"prediction_id": ids, "model_name": "toy", "model_version": "v1",
                                 "event_at": moments - pd.Timedelta(seconds=5), "predicted_at": moments,
-                                "score": np.where(kind == "spread", spread, packed), "kind": kind})
+                                "score": np.select([kind == "spread", kind == "narrow"], [spread, narrow], packed),
+                                "kind": kind})
     labels = pd.DataFrame({"prediction_id": ids, "model_name": "toy", "label": y.astype(str),
                            "labeled_at": moments + pd.Timedelta(hours=1)})
     write_partition(landing, "predictions", day, predictions, "toy.parquet")
@@ -280,8 +291,9 @@ def write_ranking_day(landing, day, rows_per_kind):
 @pytest.mark.parametrize("ranking_bins", [None, "exact"])
 def test_adaptive_ranking_bins_a_window_only_where_that_cannot_change_a_decision(tmp_path, ranking_bins):
     """Unset ranking_bins: a window with more labeled rows than bins ranks its bins when the
-    proven bounds are under a tenth of the interval's half-width (the 'spread' segment's
-    3-day window), else exactly (the 'packed' segment, whose scores share one bin, and
+    proven bounds are under a tenth of the interval's half-width, trying a quarter of the
+    bins first (the 'spread' segment's 3-day window stands there, the 'narrow' one only
+    with every bin), else exactly (the 'packed' segment, whose scores share one bin, and
     the whole model, which holds it); a window with fewer rows than bins ranks exactly
     (1-day windows). ranking_bins: exact ranks every window exactly."""
     def edit(data):
@@ -297,17 +309,21 @@ def test_adaptive_ranking_bins_a_window_only_where_that_cannot_change_a_decision
     methods = {}
     for window_days in (1, 3):
         part = ref.window(rows, days[-1], window_days).assign(weight=1.0)
-        for segment, value, subset in (("__all__", "__all__", part),
-                                       ("kind", "spread", part[part["kind"] == "spread"]),
-                                       ("kind", "packed", part[part["kind"] == "packed"])):
+        for value in ("__all__", "spread", "narrow", "packed"):
+            subset = part if value == "__all__" else part[part["kind"] == value]
+            segment = "__all__" if value == "__all__" else "kind"
             actual = stored(config, "toy", "__all__", window_days, days[-1], segment, value)
             expected = ref.binary(subset)
+            binned = {bins: ref.binned_ranking(subset, bins) for bins in (2_500, 10_000)}
+            used = {}
             for metric in ("roc_auc", "pr_auc", "accuracy", "log_loss"):
-                assert_metric(actual[metric], expected[metric], metric)
-            methods[(window_days, value)] = (actual["roc_auc"][7], actual["pr_auc"][7])
+                used[metric] = assert_metric(actual[metric], expected[metric], metric, binned)
+            methods[(window_days, value)] = tuple(actual[m][7] if actual[m][7] == "exact" else used[m]
+                                                  for m in ("roc_auc", "pr_auc"))
     if ranking_bins == "exact":
         assert set(methods.values()) == {("exact", "exact")}
     else:
-        assert methods == {(1, "__all__"): ("exact", "exact"), (1, "spread"): ("exact", "exact"),
-                           (1, "packed"): ("exact", "exact"), (3, "__all__"): ("exact", "exact"),
-                           (3, "spread"): ("binned", "binned"), (3, "packed"): ("exact", "exact")}
+        exact = ("exact", "exact")
+        assert methods == {(1, "__all__"): exact, (1, "spread"): exact, (1, "narrow"): exact, (1, "packed"): exact,
+                           (3, "__all__"): exact, (3, "spread"): (2_500, 2_500), (3, "narrow"): (10_000, 10_000),
+                           (3, "packed"): exact}

@@ -12,7 +12,8 @@
                 (bins would not make it cheaper). A larger one ranks its bins, and keeps
                 that answer only when both bounds below are under a tenth of the
                 interval's half-width (so the binning cannot change a decision);
-                otherwise it ranks exactly.
+                otherwise it ranks exactly. A window first ranks a quarter of the bins
+                (marts/performance.sql), and its fine bins only where that fails.
 
     The bounds are proven, not estimated. Binned ranking loses only the order inside a
     bin:

