@@ -167,3 +167,24 @@ def test_progress_says_what_each_phase_is_doing_and_a_backfill_names_only_the_no
     write_toy_day(config.landing, START + dt.timedelta(days=12))
     nightly.run_night(config, START + dt.timedelta(days=12), progress=said.append)
     assert "ingest predictions dt=2026-03-13: 400 accepted, 0 quarantined" in said    # a night names its partition
+
+
+def test_the_nights_key_test_checks_its_own_partitions_against_all_history(tmp_path):
+    """The uniqueness test on raw.predictions looks up only the keys of the night's
+    partitions (so that it does not grow with history), each against every partition: a
+    prediction id of the night that was loaded before (slipped past ingest here) fails
+    the build, naming the test."""
+    from mlwatch import transform
+    from mlwatch.warehouse import connect_writer
+    config = toy_config(tmp_path)
+    days = [dt.date(2026, 3, 1) + dt.timedelta(days=i) for i in range(3)]
+    for day in days:
+        write_toy_day(config.landing, day)
+    nightly.backfill(config, days[0], days[1])
+    nightly.step_ingest(config, days[2])
+    with connect_writer(config.warehouse) as con:
+        con.execute(f"""INSERT INTO raw.predictions BY NAME
+                        SELECT * REPLACE (DATE '{days[2]}' AS _partition_date)
+                        FROM raw.predictions WHERE _partition_date = DATE '{days[0]}' LIMIT 1""")
+    with pytest.raises(transform.TransformError, match="unique_combination_of_columns_stg_raw__predictions"):
+        transform.build(config, days[2])

@@ -11,6 +11,12 @@
     cast('{{ run_date_iso() }}' as date)
 {%- endmacro %}
 
+{#- The first day this invocation was asked about: the run date for a night, the first
+    day for a backfill (before the label horizon widens it, below). -#}
+{% macro first_day_asked() -%}
+    cast('{{ env_var('MLWATCH_FIRST_WINDOW_END') if execute else '2000-01-01' }}' as date)
+{%- endmacro %}
+
 {#- The first window end recomputed: labels can still arrive for predictions up to
     the longest label_delay_days back, so every window ending in that span may change. -#}
 {% macro first_window_end_iso() -%}

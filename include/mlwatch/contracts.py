@@ -293,13 +293,19 @@ def mark_duplicates(con: duckdb.DuckDBPyConnection, feed: Feed, days: list[dt.da
         "WHERE d.k > 1 AND p._row_id = d._row_id"
     )
     if feed.name == "predictions":
+        # Only the staged ids are looked up in the loaded history (a semi join built on the
+        # night's rows): grouping every id ever loaded would grow the night's memory with
+        # history.
         con.execute(
             "UPDATE staged_rows AS p SET "
             "_rules = list_append(p._rules, 'duplicate:model_name/prediction_id'), "
             "_reasons = list_append(p._reasons, 'prediction_id: already delivered in partition dt=' "
             "|| CAST(r._partition_date AS VARCHAR)) "
-            "FROM (SELECT model_name, prediction_id, min(_partition_date) AS _partition_date "
-            "FROM raw.predictions WHERE NOT list_contains(?, _partition_date) GROUP BY ALL) AS r "
+            "FROM (SELECT loaded.model_name, loaded.prediction_id, min(loaded._partition_date) AS _partition_date "
+            "FROM raw.predictions AS loaded "
+            "SEMI JOIN (SELECT DISTINCT model_name, prediction_id FROM staged_rows) AS staged "
+            "ON staged.model_name = loaded.model_name AND staged.prediction_id = loaded.prediction_id "
+            "WHERE NOT list_contains(?, loaded._partition_date) GROUP BY ALL) AS r "
             "WHERE len(p._rules) = 0 AND p.model_name = r.model_name AND p.prediction_id = r.prediction_id",
             [days],
         )
