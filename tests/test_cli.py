@@ -9,7 +9,8 @@ import sys
 import duckdb
 import pytest
 
-from mlwatch import nightly
+from mlwatch import nightly, snapshot
+from mlwatch.warehouse import writer_lock
 from tests.helpers import toy_config, write_toy_day
 
 
@@ -72,15 +73,40 @@ def test_sql_refuses_writes(built, statement, refusal):
         assert con.execute("SELECT count(*) FROM raw.labels").fetchone()[0] > 0
 
 
-def test_sql_while_a_job_writes_says_so(built):
+def test_sql_while_a_job_writes_reads_the_night_published_last(built):
+    """A run holds the warehouse (here: rebuilding marts.performance, not committed yet):
+    `mlwatch sql` reads the snapshot the last night published, says which night, and
+    does not wait; with no snapshot it says what to do."""
     folder = built.source.rsplit("/", 1)[0]
+    query = "select max(window_end), count(*) > 0 from marts.performance"
     con = duckdb.connect(str(built.warehouse))   # a running job holds the file
     try:
-        result = mlwatch("sql", "select 1", cwd=folder)
+        con.execute("BEGIN")
+        con.execute("DELETE FROM marts.performance")
+        result = mlwatch("sql", query, "--format", "csv", cwd=folder)
+        published = snapshot.path_of(built.warehouse)
+        published.rename(published.with_name("aside"))
+        try:
+            refused = mlwatch("sql", query, cwd=folder)
+        finally:
+            published.with_name("aside").rename(published)
+        con.execute("ROLLBACK")
     finally:
         con.close()
-    assert result.returncode == 2
-    assert "being written by a running mlwatch job; try again when it finishes" in result.stderr
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.splitlines()[1] == "2026-03-05,True"
+    assert "is being written by a running mlwatch job; reading the snapshot of the night of 2026-03-05" in result.stderr
+    assert refused.returncode == 2
+    assert "no night has published a snapshot to read meanwhile" in refused.stderr
+
+
+def test_a_run_waiting_for_another_writer_says_so(built):
+    folder = built.source.rsplit("/", 1)[0]
+    with writer_lock(built.warehouse):
+        result = mlwatch("run", "--date", "2026-03-05", cwd=folder, env={"MLWATCH_WRITER_WAIT_SECONDS": "1"})
+    assert result.returncode != 0
+    assert f"warehouse {built.warehouse} is being written by pid {os.getpid()}; waiting" in result.stderr
+    assert "gave up after 1s waiting for the writer" in result.stderr
 
 
 def test_bad_usage_and_bad_configuration_exit_2(built, tmp_path):

@@ -327,6 +327,23 @@ def demo(days: int = typer.Option(60, help="Days of data."),
 def _options(verbose: bool = typer.Option(False, "--verbose", "-v", help="Log what the library does.")) -> None:
     # Progress and errors are printed by the commands; library logs are for -v and Airflow.
     logging.getLogger().setLevel(logging.INFO if verbose else logging.CRITICAL)
+    # Except what the warehouse says about waiting: a run waiting for another writer, a
+    # reader shown the published snapshot. Those are always printed.
+    notices = logging.getLogger("mlwatch.warehouse")
+    notices.setLevel(logging.INFO if verbose else logging.WARNING)
+    if not any(isinstance(h, _StderrNow) for h in notices.handlers):
+        handler = _StderrNow()
+        handler.setFormatter(logging.Formatter("%(message)s"))
+        notices.addHandler(handler)
+        notices.propagate = False
+
+
+class _StderrNow(logging.StreamHandler):
+    """Writes to whatever sys.stderr is when a record comes (a test runner swaps it)."""
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.stream = sys.stderr
+        super().emit(record)
 
 
 def main() -> None:

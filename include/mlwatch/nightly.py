@@ -19,7 +19,7 @@ import logging
 from dataclasses import dataclass, field
 from typing import Callable
 
-from mlwatch import feature_value, ingest, self_measure, table_docs, transform, validation
+from mlwatch import feature_value, ingest, self_measure, snapshot, table_docs, transform, validation
 from mlwatch.alerts import delivery, lifecycle, messages, playbooks, rules
 from mlwatch.config import Config
 from mlwatch.feeds import FEED_NAMES
@@ -207,6 +207,8 @@ def step_report(config: Config, run_date: dt.date, *, progress: Progress | None 
         sent = delivery.deliver(con, config)
         measured.rows = written.charts
     _say(progress, f"report {run_date}: {written.path} ({written.charts} charts)")
+    # Last: readers see this night while the next run writes (mlwatch.snapshot).
+    snapshot.publish(config.warehouse, run_date)
     if sent.kept_local:
         _say(progress, f"report: summary written to {config.reports / 'outbox.jsonl'} (Slack is not configured)")
     return written, sent.undelivered

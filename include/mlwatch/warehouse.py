@@ -109,12 +109,9 @@ def connect_reader(path: Path) -> Iterator[duckdb.DuckDBPyConnection]:
     try:
         con = duckdb.connect(str(path), read_only=True, config=READER_CONFIG)
     except duckdb.IOException as exc:
-        if "lock" in str(exc).lower():
-            raise WarehouseBusyError(
-                f"warehouse {path} is being written by a running mlwatch job; "
-                "try again when it finishes (`mlwatch sql` reads only between runs)"
-            ) from None
-        raise
+        if "lock" not in str(exc).lower():
+            raise
+        con = _published_instead(path)
     try:
         _configure(con)
         # Locked last: TimeZone (an ICU setting) cannot be passed to connect().
@@ -122,6 +119,22 @@ def connect_reader(path: Path) -> Iterator[duckdb.DuckDBPyConnection]:
         yield con
     finally:
         con.close()
+
+
+def _published_instead(path: Path) -> duckdb.DuckDBPyConnection:
+    """A run holds the warehouse: the snapshot its last night published (mlwatch.snapshot)."""
+    from mlwatch import snapshot
+
+    published = snapshot.path_of(path)
+    if not published.exists():
+        raise WarehouseBusyError(
+            f"warehouse {path} is being written by a running mlwatch job, and no night has published a "
+            "snapshot to read meanwhile (each night does when it ends); try again when the run finishes"
+        )
+    con = duckdb.connect(str(published), read_only=True, config=READER_CONFIG)
+    log.warning("warehouse %s is being written by a running mlwatch job; reading the snapshot of %s",
+                path, snapshot.describe(con))
+    return con
 
 
 def table_exists(con: duckdb.DuckDBPyConnection, schema: str, table: str) -> bool:
