@@ -2,9 +2,12 @@
 daily report opened in a real headless browser (Debian's Chromium)."""
 
 import datetime as dt
+import html
+import json
 import re
 import shutil
 import subprocess
+from pathlib import Path
 
 import duckdb
 import numpy as np
@@ -126,10 +129,10 @@ def chromium() -> str:
     return found
 
 
-def open_in_browser(url: str, screenshot=None) -> tuple[str, list[str]]:
+def open_in_browser(url: str, screenshot=None, width: int = 1400) -> tuple[str, list[str]]:
     """The DOM after the page's scripts ran, and every console message the page logged."""
     flags = [chromium(), "--headless", "--no-sandbox", "--disable-gpu", "--hide-scrollbars",
-             "--enable-logging=stderr", "--v=0", "--virtual-time-budget=15000", "--window-size=1400,7000"]
+             "--enable-logging=stderr", "--v=0", "--virtual-time-budget=15000", f"--window-size={width},7000"]
     done = subprocess.run([*flags, "--dump-dom", url], capture_output=True, text=True, timeout=180)
     assert done.returncode == 0, done.stderr[-2000:]
     console = [line for line in done.stderr.splitlines() if ":CONSOLE" in line]
@@ -138,6 +141,69 @@ def open_in_browser(url: str, screenshot=None) -> tuple[str, list[str]]:
                               timeout=180)
         assert shot.returncode == 0 and screenshot.stat().st_size > 50_000, shot.stderr[-2000:]
     return done.stdout, console
+
+
+# Run in the browser once the charts are drawn: every element that reaches past the right edge
+# of the window, unless a scrolling container holds it (a wide table scrolls in its section),
+# told to the page that frames it.
+OVERFLOW_CHECK = """<script>
+window.addEventListener('load', () => setTimeout(() => {
+  const width = window.innerWidth;
+  const clipped = el => { for (let p = el.parentElement; p; p = p.parentElement) {
+    if (['auto', 'scroll', 'hidden'].includes(getComputedStyle(p).overflowX)) return true; } return false; };
+  const wide = [];
+  for (const el of document.body.querySelectorAll('*')) {
+    const box = el.getBoundingClientRect();
+    if (box.width > 0 && box.right > width + 1 && !clipped(el))
+      wide.push(el.tagName + '.' + (el.getAttribute('class') || '') + ' to ' + Math.round(box.right));
+  }
+  parent.postMessage(JSON.stringify({width: width, page: document.documentElement.scrollWidth,
+                                     wide: wide.slice(0, 10)}), '*');
+}, 3000));
+</script>"""
+
+# Headless Chromium's window is at least 500 px wide: a phone's width is an iframe's.
+FRAME = """<html><body style="margin: 0"><iframe src="{src}" style="width: {width}px; height: 6900px; border: 0"></iframe>
+<script>window.addEventListener('message', e => document.body.setAttribute('data-overflow', e.data));</script>
+</body></html>"""
+
+
+def overflow_at(page: Path, width: int, screenshot=None) -> dict:
+    """What reaches past a window `width` pixels wide, for the page with the check added."""
+    checked = page.with_name(page.stem + "-checked.html")
+    checked.write_text(page.read_text().replace("</body>", OVERFLOW_CHECK + "</body>"))
+    frame = page.with_name(page.stem + f"-{width}px.html")
+    frame.write_text(FRAME.format(src=checked.name, width=width))
+    dom, _ = open_in_browser(frame.as_uri(), screenshot=screenshot, width=max(width, 500) + 40)
+    found = re.search(r'data-overflow="([^"]*)"', dom)
+    assert found, "the overflow check did not run"
+    return json.loads(html.unescape(found.group(1)))
+
+
+def test_the_overflow_check_sees_a_page_wider_than_the_window(tmp_path):
+    page = tmp_path / "wide.html"
+    page.write_text('<html><body><p>fits</p><div class="too-wide" style="width: 900px">wide</div>'
+                    '<div style="overflow-x: auto"><div style="width: 900px">scrolls</div></div></body></html>')
+    found = overflow_at(page, 390)
+    assert found["width"] == 390 and found["page"] > 390
+    assert found["wide"] == ["DIV.too-wide to 908"]
+
+
+def test_the_daily_report_fits_a_phone_and_a_desktop(demo_warehouse):
+    """Headless Chromium at 390 and 1400 px: nothing reaches past the window (wide tables
+    scroll inside their section), the scorecard stacks on the phone, the toolbar is hidden."""
+    day = SMALL_DEMO.end
+    with connect_reader(demo_warehouse.warehouse) as con:
+        written = report.write(con, demo_warehouse, day)
+    ARTIFACTS.mkdir(exist_ok=True)
+    for width in (390, 1400):
+        found = overflow_at(written.path, width, screenshot=ARTIFACTS / f"report-{day}-{width}px.png")
+        assert found["width"] == width
+        assert found["wide"] == [] and found["page"] <= width, found
+    page = written.path.read_text()
+    assert re.search(r"@media \(max-width: 640px\)[^@]*table\.stacked td::before \{ content: attr\(data-label\)", page)
+    assert re.search(r"@media \(max-width: 640px\)[^@]*\.modebar-container \{ display: none; \}", page)
+    assert '<table class="stacked">' in page and 'data-label="status"' in page
 
 
 def test_the_browser_check_sees_a_broken_page(tmp_path):
