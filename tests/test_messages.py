@@ -75,8 +75,8 @@ ALERTS = {
          ["Breakdown", "gpu $45.01, compute $8.24, storage $1.46"]], playbook="right_size"),
     "time_to_decision_breach": alert(
         "time_to_decision_breach", "__pipeline__",
-        "Time to decision over its SLO for card_fraud, delivery_eta at feature_tier2: p95 up to 985 s",
-        [["card_fraud", "p95 985 s (SLO 300 s)"], ["delivery_eta", "p95 983 s (SLO 300 s)"],
+        "Time to decision over its SLO for card_fraud, delivery_eta at feature_tier2: p95 up to 16.4 min",
+        [["card_fraud", "p95 16.4 min (SLO 5 min)"], ["delivery_eta", "p95 16.4 min (SLO 5 min)"],
          ["Constraint", "feature_tier2: utilization 100.6% in the busiest hour (56.2% over the day), "
                         "queue growth +536 over the day"]],
         playbook="constraint_review", models=["card_fraud", "delivery_eta"],

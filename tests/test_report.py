@@ -319,7 +319,7 @@ def test_every_chart_fits_its_grid_cell_at_any_width():
 def test_wide_tables_scroll_inside_their_section_on_a_narrow_screen():
     html = page_of(sample_data())
     assert re.search(r"section > table\s*\{[^}]*display:\s*block;[^}]*overflow-x:\s*auto", html)
-    assert re.search(r"<section[^>]*>\s*<h2>[^<]*</h2>\s*<table>", html)   # the tables it applies to
+    assert re.search(r"<section[^>]*>\s*<h2>[^<]*</h2>\s*<table[ >]", html)   # the tables it applies to
 
 
 def test_chart_titles_sit_above_the_chart_where_the_toolbar_cannot_cover_them():
@@ -420,3 +420,13 @@ def test_the_report_knows_which_nights_had_their_alerts_evaluated(demo_warehouse
     assert [(a["alert_id"], a["status"]) for a in that_night.alerts] == [(breach, "open")]
     assert that_night.digest == []
     assert resolving_night.alerts_evaluated and resolving_night.alerts == []
+
+
+def test_an_alert_of_the_pipeline_names_the_pipeline_not_its_internal_owner():
+    alert = {"alert_id": "mlw-1", "severity": "critical", "title": "Time to decision over its SLO",
+             "kind": "time_to_decision_breach", "model_name": "__pipeline__", "model_version": None,
+             "since": REPORT_DAY, "first_seen": REPORT_DAY, "owner": None, "facts": [], "status": "open",
+             "playbook_title": "Constraint review", "playbook_steps": [], "command": None, "look": None}
+    page = page_of(sample_data(alerts=[alert], alerts_evaluated=True, latest_alert_night=REPORT_DAY))
+    assert "time_to_decision_breach · model the pipeline (several models)" in page
+    assert "__pipeline__" not in page

@@ -1,9 +1,12 @@
-"""How pages print numbers: the Jinja filters of the daily report and the Airflow plugin's ledger."""
+"""How pages and messages print numbers and names: the Jinja filters of the daily report, the
+Airflow plugin's ledger, and the alert messages' durations and model names."""
 
 from __future__ import annotations
 
 import math
 from decimal import Decimal
+
+from mlwatch.alerts.candidate import PIPELINE
 
 
 def missing(value) -> bool:
@@ -53,5 +56,10 @@ def pct(value) -> str:
     return f"{value:.1%}"
 
 
-FILTERS = {"number": number, "count": count, "duration": duration, "duration_ms": duration_ms,
+def model_label(name: str) -> str:
+    """A model as people read it: the pipeline's internal owner name is not a model."""
+    return "the pipeline (several models)" if name == PIPELINE else name
+
+
+FILTERS = {"model_label": model_label, "number": number, "count": count, "duration": duration, "duration_ms": duration_ms,
            "slo_value": slo_value, "pct": pct}

@@ -24,6 +24,7 @@ from typing import Any
 
 from mlwatch.alerts import playbooks
 from mlwatch.config import Config
+from mlwatch.formatting import model_label
 from mlwatch.warehouse import table_exists
 
 SEVERITY_MARK = {"critical": ":red_circle:", "warning": ":large_orange_circle:", "info": ":large_blue_circle:"}
@@ -101,7 +102,7 @@ def _facts(alert: dict[str, Any]) -> list[tuple[str, str]]:
 
 def _metric_facts(alert: dict[str, Any], evidence: dict[str, Any]) -> list[tuple[str, str]]:
     """Facts from an alert's metric columns, for rules that give none of their own."""
-    facts = [("Model", alert["model_name"])]
+    facts = [("Model", model_label(alert["model_name"]))]
     if alert.get("model_version") and alert["model_version"] != "__all__":
         facts.append(("Version", alert["model_version"]))
     if alert.get("segment") and alert["segment"] != "__all__":

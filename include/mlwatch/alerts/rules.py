@@ -24,6 +24,7 @@ from mlwatch.alerts import volume
 from mlwatch.alerts.candidate import PIPELINE, Candidate
 from mlwatch.config import Config, ModelConfig
 from mlwatch.drift.methods import benjamini_hochberg
+from mlwatch.formatting import duration
 from mlwatch.metric_catalog import metric as metric_info
 from mlwatch.metric_catalog import relative_degradation
 from mlwatch.warehouse import literal, table_exists
@@ -383,7 +384,8 @@ def time_to_decision_breach(con: duckdb.DuckDBPyConnection, config: Config, run_
         constraint = con.execute(
             "SELECT stage, peak_utilization, utilization, queue_growth FROM marts.constraint_ledger WHERE day = ? "
             "AND source = 'telemetry' AND is_constraint", [run_date]).fetchone()
-    facts = [(name, f"p95 {h[0]['actual']:.0f} s (SLO {h[0]['target']:.0f} s)") for name, h in breaching]
+    # Durations in the unit the report's scorecard uses for the same numbers (formatting.duration).
+    facts = [(name, f"p95 {duration(h[0]['actual'])} (SLO {duration(h[0]['target'])})") for name, h in breaching]
     if constraint:
         # The busiest hour's utilization is what makes a stage the constraint; the day's
         # average, diluted by quiet nights, would understate it.
@@ -400,7 +402,7 @@ def time_to_decision_breach(con: duckdb.DuckDBPyConnection, config: Config, run_
         dedupe_key=f"time_to_decision_breach|{owner}",
         severity="critical" if worst >= 2 else "warning",
         title=(f"Time to decision over its SLO for {', '.join(names)}{where}: p95 up to "
-               f"{max(h[0]['actual'] for _, h in breaching):.0f} s"),
+               f"{duration(max(h[0]['actual'] for _, h in breaching))}"),
         run_date=run_date, since=since, metric="time_to_decision_p95_s",
         value=max(h[0]["actual"] for _, h in breaching), reference_value=breaching[0][1][0]["target"],
         evidence={"facts": facts, "models": names, "constraint": constraint[0] if constraint else None,
