@@ -430,3 +430,27 @@ def test_an_alert_of_the_pipeline_names_the_pipeline_not_its_internal_owner():
     page = page_of(sample_data(alerts=[alert], alerts_evaluated=True, latest_alert_night=REPORT_DAY))
     assert "time_to_decision_breach · model the pipeline (several models)" in page
     assert "__pipeline__" not in page
+
+
+def test_the_landing_page_shows_the_latest_days_state_then_every_day(tmp_path):
+    """reports/index.html: the newest day's SLOs, open alerts and constraint first; older
+    summaries (an older mlwatch's, without alert titles) still listed."""
+    from types import SimpleNamespace
+
+    folder = tmp_path / "daily"
+    folder.mkdir()
+    older = {"day": "2026-09-28", "models": 2, "slos_judged": 12, "slos_missed": [], "alerts_evaluated": True,
+             "open_alerts": 0, "critical_alerts": 0, "digest_items": 0, "constraint": None}
+    newest = dict(older, day="2026-09-29", slos_missed=["card_fraud: time_to_decision_p95_s"], open_alerts=1,
+                  critical_alerts=1, digest_items=2, constraint="feature_tier2",
+                  alerts=[{"alert_id": "mlw-1", "severity": "critical", "title": "Time to decision over its SLO"}])
+    (folder / "2026-09-28.json").write_text(json.dumps(older))
+    (folder / "2026-09-29.json").write_text(json.dumps(newest))
+    page = report.write_index(SimpleNamespace(reports=tmp_path)).read_text()
+    latest = page[page.index('id="latest"'):page.index('id="days"')]
+    assert 'Latest: <a href="daily/2026-09-29.html">2026-09-29</a>' in latest
+    assert "SLOs met: 11 of 12; missed: card_fraud: time_to_decision_p95_s" in latest
+    assert '<span class="badge critical">critical</span> Time to decision over its SLO <code>mlw-1</code>' in latest
+    assert "2 item(s) in the digest" in latest and "Pipeline constraint: <b>feature_tier2</b>" in latest
+    days = page[page.index('id="days"'):]
+    assert days.index('href="daily/2026-09-29.html"') < days.index('href="daily/2026-09-28.html"')

@@ -1,6 +1,6 @@
 """The daily HTML report: one static page per day, an index, no server needed to read it.
 
-    <reports>/index.html              every day's page, newest first, with its one-line summary
+    <reports>/index.html              the latest day's state, then every day's page, newest first
     <reports>/daily/<day>.html        the day's page
     <reports>/daily/<day>.json        the day's summary (the index and the Slack message use it)
     <reports>/daily/plotly.min.js     one copy of plotly.js shared by every page
@@ -56,6 +56,8 @@ def summary(data: ReportData) -> dict:
         "critical_alerts": sum(1 for a in data.alerts if a["severity"] == "critical"),
         "digest_items": len(data.digest),
         "constraint": constraint["stage"] if constraint else None,
+        # For the landing page (index.html): what is open, most severe first.
+        "alerts": [{"alert_id": a["alert_id"], "severity": a["severity"], "title": a["title"]} for a in data.alerts],
     }
 
 
@@ -155,15 +157,19 @@ def write(con: duckdb.DuckDBPyConnection, config: Config, day: dt.date) -> Writt
 
 
 def write_index(config: Config) -> Path:
+    """The landing page: the latest day's state (SLOs, open alerts, the constraint) and every
+    day's page, newest first, with its one-line summary."""
     folder = Path(config.reports) / "daily"
-    days = []
+    days, latest = [], None
     for path in sorted(folder.glob("*.json"), reverse=True):
         try:
-            days.append((path.stem, summary_line(json.loads(path.read_text()))))
+            s = json.loads(path.read_text())
+            days.append((path.stem, summary_line(s)))
         except (ValueError, KeyError):
             continue    # a summary from an older mlwatch, or half-written by a killed run: skip it
+        latest = latest or s
     index = Path(config.reports) / "index.html"
-    _atomic_write(index, _environment().get_template("index.html.j2").render(days=days))
+    _atomic_write(index, _environment().get_template("index.html.j2").render(days=days, latest=latest))
     return index
 
 
