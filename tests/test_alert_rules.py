@@ -152,3 +152,32 @@ def test_a_large_drop_pages_from_the_judged_window(tmp_path):
 ])
 def test_no_page_without_the_evidence(tmp_path, rows):
     assert whole_model(windows_config(tmp_path), NIGHT, *rows) == []
+
+
+def test_a_missed_performance_slo_that_is_not_paged_says_which_evidence_held_it_back(warehouse):
+    """The scorecard's SLO compares the point estimate with the tolerance; the rule also
+    needs the interval to exclude the reference. The report shows the rule's reason beside
+    the missed SLO, and nothing where the rule paged."""
+    import pandas as pd
+
+    from mlwatch.report.data import ModelSection, _unpaged
+
+    noisy, clear, thin = NIGHT, NIGHT + dt.timedelta(days=1), NIGHT + dt.timedelta(days=2)
+    add(warehouse, ("__all__", "__all__", "__all__", 0.77, 0.70, 0.84, 0.82, 900), night=noisy)   # 6.1% worse
+    add(warehouse, ("__all__", "__all__", "__all__", 0.70, 0.66, 0.74, 0.82, 900), night=clear)
+    add(warehouse, ("__all__", "__all__", "__all__", 0.70, 0.60, 0.80, 0.82, 60), night=thin)
+    with duckdb.connect(str(warehouse.warehouse), read_only=True) as con:
+        reasons = {night: rules.why_performance_not_paged(con, warehouse, "toy", night) for night in (noisy, clear, thin)}
+        assert [a.kind for a in rules.performance_drop(con, warehouse, clear)] == ["performance_drop"]
+        assert rules.performance_drop(con, warehouse, noisy) == []
+        section = ModelSection(name="toy", task="binary_classification", owner="", metric="roc_auc", window_days=3,
+                               slos=pd.DataFrame({"slo": ["performance"], "met": [False]}), performance=None,
+                               segments=None, drift=None, coverage=None, cost=None, time_to_decision=None,
+                               feature_value=None)
+        paged = [{"kind": "performance_drop", "model_name": "toy", "evidence": "{}"}]
+        assert _unpaged(con, warehouse, section, paged, clear) == {}
+        assert _unpaged(con, warehouse, section, [], noisy) == {"performance": reasons[noisy]}
+    assert reasons[noisy] == ("not paged: the 3-day window's 95% interval [0.7000, 0.8400] still includes the "
+                              "reference 0.8200, so the drop may be noise")
+    assert reasons[clear] is None
+    assert reasons[thin] == "not paged: 60 labeled predictions in the 3-day window, the rule needs 100"

@@ -454,3 +454,11 @@ def test_the_landing_page_shows_the_latest_days_state_then_every_day(tmp_path):
     assert "2 item(s) in the digest" in latest and "Pipeline constraint: <b>feature_tier2</b>" in latest
     days = page[page.index('id="days"'):]
     assert days.index('href="daily/2026-09-29.html"') < days.index('href="daily/2026-09-28.html"')
+
+
+def test_a_missed_slo_without_an_alert_says_why_beside_it():
+    data = sample_data(alerts_evaluated=True, latest_alert_night=REPORT_DAY)
+    data.models[0].unpaged = {"time_to_decision_p95_s": "not paged: because"}
+    page = page_of(data)
+    assert '<td class="missed" data-label="status">missed<div class="why">not paged: because</div></td>' in page
+    assert page.count('class="why"') == 1

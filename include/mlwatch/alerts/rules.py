@@ -178,6 +178,30 @@ def performance_drop(con: duckdb.DuckDBPyConnection, config: Config, run_date: d
     return found
 
 
+def why_performance_not_paged(con: duckdb.DuckDBPyConnection, config: Config, name: str,
+                              run_date: dt.date) -> str | None:
+    """Why a missed performance SLO opened no performance_drop on `run_date`, in the words of
+    the rule above (the report's scorecard shows it beside the SLO), or None if nothing held
+    it back. The SLO compares the point estimate with the tolerance; the rule also needs
+    the evidence that the window is worse than its reference."""
+    model = config.models[name]
+    judged = model.alert_window_days
+    rows = _performance_rows(con, name, model, run_date, "model_version = '__all__' AND segment = '__all__'", [])
+    if not rows or rows[0]["window_end"] != run_date or _degradation(model, rows[0]) is not None:
+        return None
+    row = rows[0]
+    if row["n_labeled"] < model.slos.performance.min_labeled:
+        return (f"not paged: {int(row['n_labeled']):,} labeled predictions in the {judged}-day window, "
+                f"the rule needs {model.slos.performance.min_labeled:,}")
+    if row["ci_low"] is None or row["ci_high"] is None or row["reference_value"] is None:
+        return None
+    longer = [w for w in model.windows if w > judged]
+    return (f"not paged: the {judged}-day window's 95% interval [{row['ci_low']:.4f}, {row['ci_high']:.4f}] still "
+            f"includes the reference {row['reference_value']:.4f}, so the drop may be noise"
+            + (f"; if it lasts, the longer windows ({', '.join(f'{w}-day' for w in longer)}) page it once their "
+               "evidence is significant" if longer else ""))
+
+
 def _releases(con, name: str, run_date: dt.date) -> dict[str, tuple[dt.date, str | None]]:
     """Versions first seen within RELEASE_DAYS of the night: first day and the version before."""
     firsts = con.execute(

@@ -93,7 +93,7 @@ def render(data: ReportData, previous: str | None = None) -> tuple[str, int]:
         for row in _records(model.slos):
             met = row["met"]
             status = "unknown" if formatting.missing(met) else ("met" if met else "missed")
-            rows.append({**row, "status": status})
+            rows.append({**row, "status": status, "unpaged": model.unpaged.get(row["slo"])})
         models.append({"name": model.name, "task": model.task, "owner": model.owner, "slo_rows": rows,
                        "window_days": model.window_days, "feature_value": _records(model.feature_value),
                        "inputs": _records(model.inputs),

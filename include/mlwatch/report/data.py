@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import datetime as dt
+import json
 from dataclasses import dataclass, field
 
 import duckdb
 import pandas as pd
 
-from mlwatch.alerts import messages
+from mlwatch.alerts import lifecycle, messages, rules
 from mlwatch.config import PLAYBOOK_DIGEST, Config
 from mlwatch.warehouse import table_exists
 
@@ -31,6 +32,8 @@ class ModelSection:
     inputs: pd.DataFrame = field(default_factory=pd.DataFrame)     # the day's rows per feed, what became of them
     budget_usd: float | None = None
     ttd_slo_s: float | None = None
+    # A missed SLO that no open alert covers: why the rule held it back (slo -> sentence).
+    unpaged: dict[str, str] = field(default_factory=dict)
 
 
 @dataclass
@@ -149,7 +152,38 @@ def load(con: duckdb.DuckDBPyConnection, config: Config, day: dt.date) -> Report
             alert.update(playbook_title=said.playbook_title, playbook_steps=said.steps, command=said.command,
                          look=said.look, facts=said.facts, owner=said.owner)
             (data.digest if alert["status"] == "digest" else data.alerts).append(alert)
+        for model in data.models:
+            model.unpaged = _unpaged(con, config, model, data.alerts, day)
     return data
+
+
+def _evidence(alert: dict) -> dict:
+    try:
+        return json.loads(alert.get("evidence") or "{}")
+    except ValueError:
+        return {}
+
+
+# The alert kinds that page each SLO of marts.slo_status when it is missed.
+PAGED_BY = {"performance": {"performance_drop", "performance_drop_after_release"},
+            "time_to_decision_p95_s": {"time_to_decision_breach"}, "max_data_loss": {"data_loss"},
+            "max_cost_per_prediction_usd": {"cost_over_budget"}, "min_feature_coverage": {"coverage_drop"},
+            "min_label_coverage": {"labels_stopped"}}
+
+
+def _unpaged(con: duckdb.DuckDBPyConnection, config: Config, model: ModelSection, alerts: list[dict],
+             day: dt.date) -> dict[str, str]:
+    """Each missed SLO of the day with no open alert for it, and why: the scorecard and the
+    alert list must not disagree without a reason."""
+    reasons = {}
+    for slo in model.slos.loc[model.slos["met"] == False, "slo"].unique() if not model.slos.empty else []:  # noqa: E712
+        covering = [a for a in alerts if a["kind"] in PAGED_BY.get(slo, set())
+                    and model.name in lifecycle.responsible_models(config, a["model_name"], _evidence(a))]
+        if covering:
+            continue
+        reason = rules.why_performance_not_paged(con, config, model.name, day) if slo == "performance" else None
+        reasons[slo] = reason or "no open alert for it on this night (see `mlwatch alerts` for the ones resolved or merged)"
+    return reasons
 
 
 def _alert_nights(con: duckdb.DuckDBPyConnection, day: dt.date) -> tuple[bool, dt.date | None]:
