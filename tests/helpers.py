@@ -134,3 +134,36 @@ def fingerprint(warehouse: Path, *, exclude_columns: dict[str, set[str]] | None 
                 f"SELECT count(*), sum(hash(t)) FROM (SELECT {projection} FROM {name}{where}) AS t").fetchone()
             result[name] = (count, checksum)
     return result
+
+
+def run_alert_commands(config: Config, alerts: list[dict], folder: Path) -> dict[str, list[str]]:
+    """Paste every alert's command to act and first-look query, as its message shows them,
+    into a shell against a copy of `config`'s warehouse; each must succeed. Returns the
+    commands run per alert kind."""
+    import shutil
+    import subprocess
+    import sys
+
+    import duckdb
+
+    from mlwatch.alerts import messages
+
+    copy = folder / "warehouse" / config.warehouse.name
+    copy.parent.mkdir(parents=True, exist_ok=True)
+    shutil.copyfile(config.warehouse, copy)
+    text = Path(config.source).read_text().replace(str(config.warehouse), str(copy))
+    (folder / "mlwatch.yml").write_text(text.replace(str(config.reports), str(folder / "reports")))
+    ran: dict[str, list[str]] = {}
+    for alert in alerts:
+        with duckdb.connect(str(copy), read_only=True) as con:
+            previous = messages.previous_version(con, alert["model_name"], alert.get("model_version"))
+        said = messages.alert_opened(alert, config, previous=previous)
+        for command in (said.command, said.look):
+            if not command:
+                continue
+            assert command.startswith("mlwatch "), command
+            shell = f"{sys.executable} -m mlwatch.cli " + command.removeprefix("mlwatch ")
+            done = subprocess.run(["bash", "-c", shell], cwd=folder, capture_output=True, text=True, timeout=300)
+            assert done.returncode == 0, f"{alert['kind']}: {command}\n{done.stdout[-1500:]}\n{done.stderr[-1500:]}"
+            ran.setdefault(alert["kind"], []).append(command)
+    return ran

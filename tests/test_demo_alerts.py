@@ -10,7 +10,7 @@ import pytest
 from mlwatch import nightly
 from mlwatch.demo import incidents as inc
 from mlwatch.demo.generator import DemoSpec, generate
-from tests.helpers import write_config
+from tests.helpers import run_alert_commands, write_config
 
 # Enough card_fraud traffic for the quiet segment drop to be significant within a week of
 # the full rollout, with labels 1-30 days late (the real demo has 30,000 a day; at 6,000
@@ -26,7 +26,8 @@ def replay_config(data):
 
 
 @pytest.fixture(scope="module")
-def replayed(tmp_path_factory):
+def replay(tmp_path_factory):
+    """The replayed demo's configuration and its alerts (marts.alerts, in order)."""
     folder = tmp_path_factory.mktemp("replay")
     generate(folder / "landing", REPLAY)
     config = write_config(folder, folder / "landing", edit=replay_config)
@@ -38,7 +39,12 @@ def replayed(tmp_path_factory):
     with duckdb.connect(str(config.warehouse), read_only=True) as con:
         cursor = con.execute("SELECT * FROM marts.alerts ORDER BY first_seen, kind")
         columns = [d[0] for d in cursor.description]
-        return [dict(zip(columns, row)) for row in cursor.fetchall()]
+        return config, [dict(zip(columns, row)) for row in cursor.fetchall()]
+
+
+@pytest.fixture(scope="module")
+def replayed(replay):
+    return replay[1]
 
 
 EXPECTED = {
@@ -93,3 +99,12 @@ def test_the_time_to_decision_breach_names_the_constraint_stage(replayed):
     assert '"constraint": "feature_tier2"' in alert["evidence"]
     # What makes it the constraint: the busiest hour's utilization, not the day's average.
     assert "in the busiest hour" in alert["evidence"] and "source = 'telemetry'" in alert["evidence"]
+
+
+def test_every_incidents_command_runs_on_the_replayed_warehouse(replay, tmp_path):
+    """Each paging alert's command to act and first-look query, pasted into a shell as its
+    message shows them, succeed on (a copy of) the warehouse they were raised on."""
+    config, alerts = replay
+    paged = [a for a in alerts if a["status"] != "digest" and a["kind"] != "drift"]
+    ran = run_alert_commands(config, paged, tmp_path)
+    assert set(ran) == {kind for kind, _, _, _ in EXPECTED.values()}

@@ -13,6 +13,7 @@ import pytest
 from mlwatch.alerts import messages
 from mlwatch.alerts.candidate import alert_id
 from mlwatch.config import embedded_config_text, parse_config
+from tests.helpers import run_alert_commands
 
 GOLDEN = Path(__file__).parent / "golden"
 NIGHT = dt.date(2026, 9, 12)
@@ -161,3 +162,17 @@ def test_report_summary_renders_as_pinned():
     calm = messages.report_summary("#ml-alerts", NIGHT, {**summary, "slos_missed": [], "open_alerts": 0,
                                                          "critical_alerts": 0}, "file:///r.html")
     assert calm.status == "All SLOs met, nothing open." and calm.severity == "info"
+
+
+
+def test_the_commands_of_the_demo_warehouses_alerts_run_on_it(demo_warehouse, tmp_path):
+    """The alerts the small demo's last night opened, as their messages show them: the
+    command to act and the first-look query run, pasted into a shell, on a copy of its
+    warehouse (tests/test_demo_alerts.py does the same for every incident of the replay)."""
+    import duckdb
+
+    with duckdb.connect(str(demo_warehouse.warehouse), read_only=True) as con:
+        cursor = con.execute("SELECT * FROM marts.alerts")
+        alerts = [dict(zip([d[0] for d in cursor.description], row)) for row in cursor.fetchall()]
+    ran = run_alert_commands(demo_warehouse, alerts, tmp_path)
+    assert "time_to_decision_breach" in ran
