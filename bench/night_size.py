@@ -75,6 +75,7 @@ def main() -> None:
     parser.add_argument("--work", type=Path, default=HERE / "work-night-size")
     parser.add_argument("--json", type=Path)
     args = parser.parse_args()
+    args.work = args.work.resolve()
     shutil.rmtree(args.work, ignore_errors=True)
     sizes = [args.rows] * args.history + [args.big, args.small]
     print(f"writing {args.history} days of {args.rows:,}, then {args.big:,} and {args.small:,} ...", flush=True)
