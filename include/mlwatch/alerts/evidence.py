@@ -29,7 +29,7 @@ SLO_OF_KIND = {
 def missing(con: duckdb.DuckDBPyConnection, config: Config, alert: dict, run_date: dt.date) -> str | None:
     """Why tonight cannot judge the alert, or None when it can."""
     kind = alert["kind"]
-    models = _models(config, alert)
+    models = models_of(config, alert)
     if kind in SLO_OF_KIND:
         return _slo_unjudged(con, models, SLO_OF_KIND[kind], run_date)
     if kind in PERFORMANCE_KINDS:
@@ -42,7 +42,8 @@ def missing(con: duckdb.DuckDBPyConnection, config: Config, alert: dict, run_dat
     return None
 
 
-def _models(config: Config, alert: dict) -> list[str]:
+def models_of(config: Config, alert: dict) -> list[str]:
+    """The configured models a stored alert is about (a pipeline alert names them in its evidence)."""
     if alert["model_name"] in config.models:
         return [alert["model_name"]]
     return [m for m in json.loads(alert.get("evidence") or "{}").get("models", []) if m in config.models]

@@ -3,13 +3,12 @@
 from __future__ import annotations
 
 import datetime as dt
-import json
 from dataclasses import dataclass, field
 
 import duckdb
 import pandas as pd
 
-from mlwatch.alerts import lifecycle, messages, rules
+from mlwatch.alerts import evidence, messages, rules
 from mlwatch.config import PLAYBOOK_DIGEST, Config
 from mlwatch.warehouse import table_exists
 
@@ -157,18 +156,11 @@ def load(con: duckdb.DuckDBPyConnection, config: Config, day: dt.date) -> Report
     return data
 
 
-def _evidence(alert: dict) -> dict:
-    try:
-        return json.loads(alert.get("evidence") or "{}")
-    except ValueError:
-        return {}
-
-
-# The alert kinds that page each SLO of marts.slo_status when it is missed.
-PAGED_BY = {"performance": {"performance_drop", "performance_drop_after_release"},
-            "time_to_decision_p95_s": {"time_to_decision_breach"}, "max_data_loss": {"data_loss"},
-            "max_cost_per_prediction_usd": {"cost_over_budget"}, "min_feature_coverage": {"coverage_drop"},
-            "min_label_coverage": {"labels_stopped"}}
+# The alert kinds that page each SLO of marts.slo_status when it is missed: the SLO rules'
+# own (evidence.SLO_OF_KIND), the whole model's performance drops, and labels that stopped.
+PAGED_BY = {slo: {kind} for kind, slo in evidence.SLO_OF_KIND.items()} | {
+    "performance": {"performance_drop", "performance_drop_after_release"},
+    "min_label_coverage": {"labels_stopped"}}
 
 
 def _unpaged(con: duckdb.DuckDBPyConnection, config: Config, model: ModelSection, alerts: list[dict],
@@ -178,7 +170,7 @@ def _unpaged(con: duckdb.DuckDBPyConnection, config: Config, model: ModelSection
     reasons = {}
     for slo in model.slos.loc[model.slos["met"] == False, "slo"].unique() if not model.slos.empty else []:  # noqa: E712
         covering = [a for a in alerts if a["kind"] in PAGED_BY.get(slo, set())
-                    and model.name in lifecycle.responsible_models(config, a["model_name"], _evidence(a))]
+                    and model.name in evidence.models_of(config, a)]
         if covering:
             continue
         reason = rules.why_performance_not_paged(con, config, model.name, day) if slo == "performance" else None
