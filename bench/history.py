@@ -56,10 +56,11 @@ def make_day(day: dt.date, rows: int, delay: int, seed: int) -> tuple[pd.DataFra
     return predictions, labels
 
 
-def write_landing(work: Path, rows: int, days: int, delay: int) -> None:
-    """Partitions for days 1..days: each day's predictions, and the labels landing that day."""
+def write_landing(work: Path, sizes: list[int], delay: int) -> None:
+    """A partition per day from FIRST_DAY, sizes[i] predictions on day i, and the labels
+    landing each day."""
     pending: list[pd.DataFrame] = []
-    for i in range(days):
+    for i, rows in enumerate(sizes):
         day = FIRST_DAY + dt.timedelta(days=i)
         predictions, labels = make_day(day, rows, delay, seed=i)
         _write(work, "predictions", day, predictions)
@@ -148,7 +149,7 @@ def main() -> None:
     if not marker.exists():
         shutil.rmtree(args.work, ignore_errors=True)
         print(f"writing {days} days of {args.rows:,} predictions ...", flush=True)
-        write_landing(args.work, args.rows, days, args.delay)
+        write_landing(args.work, [args.rows] * days, args.delay)
         marker.touch()
     results = []
     for history in args.after:

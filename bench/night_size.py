@@ -23,26 +23,10 @@ import time
 from pathlib import Path
 
 import duckdb
-import pandas as pd
 
-from history import FIRST_DAY, MLWATCH, _write, make_day, write_config
+from history import FIRST_DAY, MLWATCH, write_config, write_landing
 
 HERE = Path(__file__).resolve().parent
-
-
-def write_landing(work: Path, sizes: list[int], delay: int) -> None:
-    """Partitions for each day in `sizes` (its predictions), and the labels landing each day."""
-    pending: list[pd.DataFrame] = []
-    for i, rows in enumerate(sizes):
-        day = FIRST_DAY + dt.timedelta(days=i)
-        predictions, labels = make_day(day, rows, delay, seed=i)
-        _write(work, "predictions", day, predictions)
-        pending.append(labels)
-        landing = pd.concat(pending)
-        today = landing["labeled_at"].dt.date == day
-        if today.any():
-            _write(work, "labels", day, landing[today])
-        pending = [landing[~today]]
 
 
 def measured_night(here: Path, night: dt.date) -> dict:
