@@ -26,43 +26,42 @@
                 The bound is the larger distance from the binned value to either end.
     A binned row's interval is widened by its bound. -#}
 
+{#- The bins of an adaptive model: mlwatch.config.ADAPTIVE_RANKING_BINS. -#}
+{% macro default_ranking_bins() -%}10000{%- endmacro %}
+
 {#- Per binary model: {'method': exact | binned | adaptive, 'bins': N}. -#}
 {% macro ranking_of_models() -%}
     {%- set ranking = {} -%}
     {%- for name, m in var('models').items() if m.task == 'binary_classification' -%}
-        {%- do ranking.update({name: m.ranking or {'method': 'exact', 'bins': 10000}}) -%}
+        {%- do ranking.update({name: m.ranking or {'method': 'exact', 'bins': default_ranking_bins() | int}}) -%}
     {%- endfor -%}
     {{- return(ranking) -}}
 {%- endmacro %}
 
-{#- The configured method of a model (a SQL expression over model_name). -#}
-{% macro ranking_method_of(model_name) -%}
+{#- One ranking setting of a model (`key`: method or bins), a SQL expression over
+    model_name; `otherwise` for the models that are not binary, or when none is. -#}
+{% macro _ranking_setting_of(model_name, key, otherwise) -%}
     {%- set ranking = ranking_of_models() -%}
     {%- if not ranking -%}
-    cast('exact' as {{ dbt.type_string() }})
+    {{ otherwise }}
     {%- else -%}
     case {{ model_name }}
     {%- for name, r in ranking.items() %}
-        when {{ sql_literal(name) }} then {{ sql_literal(r.method) }}
+        when {{ sql_literal(name) }} then {{ sql_literal(r[key]) }}
     {%- endfor %}
-        else 'exact'
+        else {{ otherwise }}
     end
     {%- endif -%}
 {%- endmacro %}
 
+{#- The configured method of a model (a SQL expression over model_name). -#}
+{% macro ranking_method_of(model_name) -%}
+    {{ _ranking_setting_of(model_name, 'method', "cast('exact' as " ~ dbt.type_string() ~ ")") }}
+{%- endmacro %}
+
 {#- The number of bins of a model (a SQL expression over model_name). -#}
 {% macro ranking_bins_of(model_name) -%}
-    {%- set ranking = ranking_of_models() -%}
-    {%- if not ranking -%}
-    10000
-    {%- else -%}
-    case {{ model_name }}
-    {%- for name, r in ranking.items() %}
-        when {{ sql_literal(name) }} then {{ r.bins }}
-    {%- endfor %}
-        else 10000
-    end
-    {%- endif -%}
+    {{ _ranking_setting_of(model_name, 'bins', default_ranking_bins()) }}
 {%- endmacro %}
 
 {#- The lower edge of a score's bin among `bins` equal bins of [0, 1]. -#}
