@@ -13,15 +13,18 @@
 
 {#- The first day this invocation was asked about: the run date for a night, the first
     day for a backfill (before the label horizon widens it, below). -#}
+{% macro first_day_asked_iso() -%}
+    {%- if execute -%}{{ env_var('MLWATCH_FIRST_WINDOW_END') }}{%- else -%}2000-01-01{%- endif -%}
+{%- endmacro %}
+
 {% macro first_day_asked() -%}
-    cast('{{ env_var('MLWATCH_FIRST_WINDOW_END') if execute else '2000-01-01' }}' as date)
+    cast('{{ first_day_asked_iso() }}' as date)
 {%- endmacro %}
 
 {#- The first window end recomputed: labels can still arrive for predictions up to
     the longest label_delay_days back, so every window ending in that span may change. -#}
 {% macro first_window_end_iso() -%}
-    {%- set given = env_var('MLWATCH_FIRST_WINDOW_END') if execute else '2000-01-01' -%}
-    {%- set first = modules.datetime.date.fromisoformat(given) -%}
+    {%- set first = modules.datetime.date.fromisoformat(first_day_asked_iso() | trim) -%}
     {%- set delays = [0] -%}
     {%- for name, m in var("models").items() -%}{%- do delays.append(m.label_delay_days) -%}{%- endfor -%}
     {{- (first - modules.datetime.timedelta(days=delays | max)).isoformat() -}}
