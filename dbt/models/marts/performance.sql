@@ -56,45 +56,11 @@ version_slots as (
 ),
 
 {{ task }}_window_days as (
-    select
-        window_ends.window_end,
-        window_ends.window_days,
-        case when days.segment = '__all__' then '__all__' else coalesce(buckets.segment_value, '__other__') end
-            as segment_value,
-        coalesce(version_slots.version_group, days.model_version) as version_group,
-        version_slots.version_group as version_slot,
-        window_ends.segment_basis_start,
-        window_ends.segment_basis_end,
-        days.*
-    from {{ task }}_days as days
-    cross join version_slots
-    inner join window_ends
-        on window_ends.model_name = days.model_name
-        and days.prediction_day between window_ends.window_start and window_ends.window_end
-    left join buckets
-        on buckets.model_name = days.model_name
-        and buckets.segment_basis_start = window_ends.segment_basis_start
-        and buckets.segment_basis_end = window_ends.segment_basis_end
-        and buckets.segment = days.segment
-        and buckets.segment_raw_value = days.segment_raw_value
+    {{ window_day_rows(task ~ '_days') }}
 ),
 
 {{ task }}_reference_days as (
-    select
-        reference_slices.reference_until,
-        case when days.segment = '__all__' then '__all__' else coalesce(buckets.segment_value, '__other__') end
-            as segment_value,
-        days.*
-    from {{ task }}_days as days
-    inner join reference_slices
-        on reference_slices.model_name = days.model_name
-        and days.prediction_day between reference_slices.reference_start and reference_slices.reference_until
-    left join buckets
-        on buckets.model_name = days.model_name
-        and buckets.segment_basis_start = reference_slices.reference_start
-        and buckets.segment_basis_end = reference_slices.reference_until
-        and buckets.segment = days.segment
-        and buckets.segment_raw_value = days.segment_raw_value
+    {{ reference_day_rows(task ~ '_days') }}
 ),
 {%- endfor %}
 
