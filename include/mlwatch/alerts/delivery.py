@@ -4,7 +4,9 @@ enqueue() decides, for one night, what to say:
   - a message for each new alert, up to the channel's daily budget (slack.alerts_per_day),
     most severe first; the rest go to the digest;
   - an edit of the original message for an alert that still holds (not a new post);
-  - an edit and a thread reply when an alert resolves;
+  - an edit and a thread reply when an alert resolves, or when the labels settle an
+    estimate (confirmed or withdrawn); a realized alert that confirms an estimate is
+    posted in the estimate's thread, shown in the channel too;
   - one digest per channel: drift without impact, and the alerts over budget.
 deliver() then sends what is pending, oldest first. A message is queued once (its
 message_id is its key), sent once even across a crash (mlwatch.alerts.posting), and its
@@ -53,7 +55,9 @@ CREATE TABLE IF NOT EXISTS ops.outbox (
 SECONDS_BETWEEN_POSTS = 1.0
 SEVERITY_ORDER = {"critical": 0, "warning": 1, "info": 2}
 ACTION_ORDER = {"alert_opened": 0, "alert_escalated": 1, "digest": 2, "alert_update": 3, "alert_resolved": 4,
-                "report": 5}
+                "alert_settled": 4, "report": 5}
+# Messages that edit their alert's message and reply in its thread.
+THREADED = ("alert_escalated", "alert_resolved", "alert_settled")
 
 
 @dataclass
@@ -109,7 +113,8 @@ def enqueue(con: duckdb.DuckDBPyConnection, config: Config, run_date: dt.date) -
             [channel, run_date]).fetchone()[0]
         if used < config.slack.alerts_per_day:
             previous = messages.previous_version(con, alert["model_name"], alert.get("model_version"))
-            queued += _queue(con, messages.alert_opened(alert, config, previous=previous))
+            queued += _queue(con, messages.alert_opened(alert, config, previous=previous),
+                             target=_thread_of(con, alert))
             con.execute("UPDATE marts.alerts SET delivery = 'message' WHERE alert_id = ?", [alert["alert_id"]])
         else:
             con.execute("UPDATE marts.alerts SET delivery = 'digest' WHERE alert_id = ?", [alert["alert_id"]])
@@ -128,9 +133,12 @@ def enqueue(con: duckdb.DuckDBPyConnection, config: Config, run_date: dt.date) -
             "AND list_contains(unjudged_nights, ?)", [run_date, run_date])):
         queued += _queue(con, messages.alert_unjudged(alert, config, run_date), target=f"{alert['alert_id']}:opened")
     for alert in _rows(con.execute(
-            "SELECT * FROM marts.alerts WHERE status = 'resolved' AND resolved_on = ? AND delivery = 'message'",
-            [run_date])):
+            "SELECT * FROM marts.alerts WHERE status = 'resolved' AND resolved_on = ? AND delivery = 'message' "
+            "AND settled_on IS DISTINCT FROM resolved_on", [run_date])):
         queued += _queue(con, messages.alert_resolved(alert, config), target=f"{alert['alert_id']}:opened")
+    for alert in _rows(con.execute(
+            "SELECT * FROM marts.alerts WHERE settled_on = ? AND delivery = 'message'", [run_date])):
+        queued += _queue(con, messages.alert_settled(alert, config), target=f"{alert['alert_id']}:opened")
 
     for alert in _rows(con.execute(
             "SELECT * FROM marts.alerts WHERE delivery = 'digest' AND first_seen = ? ORDER BY severity, alert_id",
@@ -153,6 +161,14 @@ def enqueue(con: duckdb.DuckDBPyConnection, config: Config, run_date: dt.date) -
             con.execute("UPDATE marts.alerts SET digest_listed_on = ?, digest_listed_value = ? WHERE alert_id = ?",
                         [run_date, alert["value"], alert["alert_id"]])
     return queued
+
+
+def _thread_of(con: duckdb.DuckDBPyConnection, alert: dict) -> str | None:
+    """The opening message whose thread a new alert is told in (the estimate it confirms), if that was sent."""
+    if not alert.get("thread_alert_id"):
+        return None
+    parent = f"{alert['thread_alert_id']}:opened"
+    return parent if con.execute("SELECT 1 FROM ops.outbox WHERE message_id = ?", [parent]).fetchone() else None
 
 
 # A digest item is listed again when its value moved this much since it was last listed.
@@ -236,15 +252,26 @@ def _deliver(con: duckdb.DuckDBPyConnection, config: Config) -> DeliveryResult:
 
 def _send(con: duckdb.DuckDBPyConnection, web, row: dict, original_ts: str | None) -> str | None:
     payload = json.loads(row["payload"])
-    if row["kind"] in ("alert_update", "alert_escalated", "alert_resolved"):
+    if row["kind"] == "alert_opened" and original_ts:   # told in the thread of the estimate it confirms
+        return posting.post_once(con, web, row, {**payload, "reply_broadcast": True}, thread_ts=original_ts)
+    if row["kind"] in ("alert_update", *THREADED):
         if row["kind"] == "alert_update":
             con.execute("UPDATE ops.outbox SET attempts = attempts + 1 WHERE message_id = ?", [row["message_id"]])
         posting.update(con, web, row["channel"], original_ts, payload)
-        if row["kind"] in ("alert_escalated", "alert_resolved"):
+        if row["kind"] in THREADED:
             reply = messages.render_thread_reply(messages.Message(**_message_fields(row["message"])))
-            posting.post_once(con, web, row, reply, thread_ts=original_ts)
+            posting.post_once(con, web, row, reply, thread_ts=_thread_root(con, row["target"]) or original_ts)
         return original_ts
     return posting.post_once(con, web, row, payload)
+
+
+def _thread_root(con: duckdb.DuckDBPyConnection, opened_message_id: str | None) -> str | None:
+    """The ts replies go under: an alert's own message, or, for one told in another's thread, that thread's."""
+    if not opened_message_id:
+        return None
+    row = con.execute("SELECT o.slack_ts FROM ops.outbox AS m JOIN ops.outbox AS o ON o.message_id = m.target "
+                      "WHERE m.message_id = ?", [opened_message_id]).fetchone()
+    return row[0] if row else None
 
 
 def _message_fields(text: str) -> dict:
@@ -270,7 +297,9 @@ def _keep_local(con: duckdb.DuckDBPyConnection, config: Config, pending: list[di
                 continue
             line = {"message_id": row["message_id"], "channel": row["channel"], "kind": row["kind"],
                     "run_date": row["run_date"].isoformat(), **json.loads(row["payload"])}
-            if row["kind"] in ("alert_escalated", "alert_resolved"):
+            if row["kind"] == "alert_opened" and row["target"]:
+                line["thread_of"] = row["target"]
+            if row["kind"] in THREADED:
                 line["thread_reply"] = messages.render_thread_reply(messages.Message(**_message_fields(row["message"])))
             out.write(json.dumps(line, sort_keys=True) + "\n")
     for row in pending:

@@ -13,7 +13,7 @@ import json
 
 import duckdb
 
-from mlwatch.alerts.rules import DRIFT_KINDS, PERFORMANCE_KINDS
+from mlwatch.alerts.rules import DRIFT_KINDS, ESTIMATED_KINDS, PERFORMANCE_KINDS
 from mlwatch.config import Config
 from mlwatch.warehouse import table_exists
 
@@ -34,6 +34,8 @@ def missing(con: duckdb.DuckDBPyConnection, config: Config, alert: dict, run_dat
         return _slo_unjudged(con, models, SLO_OF_KIND[kind], run_date)
     if kind in PERFORMANCE_KINDS:
         return _performance_unjudged(con, config, alert, run_date)
+    if kind in ESTIMATED_KINDS:
+        return _estimate_unjudged(con, config, alert, run_date)
     if kind in DRIFT_KINDS:
         if not table_exists(con, "marts", "drift") or not con.execute(
                 "SELECT count(*) FROM marts.drift WHERE model_name = ? AND window_end = ? AND n_current > 0",
@@ -73,4 +75,22 @@ def _performance_unjudged(con: duckdb.DuckDBPyConnection, config: Config, alert:
     if not labeled or labeled < needed:
         return (f"{labeled or 0:,} labeled predictions in the window ending {run_date}, "
                 f"{needed:,} needed to judge it")
+    return None
+
+
+def _estimate_unjudged(con: duckdb.DuckDBPyConnection, config: Config, alert: dict,
+                       run_date: dt.date) -> str | None:
+    model = config.models.get(alert["model_name"])
+    if model is None or not table_exists(con, "marts", "performance_estimated"):
+        return f"no estimated performance on {run_date}"
+    row = con.execute(
+        "SELECT n_predictions, is_reliable, unreliable_reason FROM marts.performance_estimated WHERE model_name = ? "
+        "AND window_end = ? AND window_days = ? AND metric = ? AND model_version = '__all__' AND segment = '__all__'",
+        [alert["model_name"], run_date, model.alert_window_days, alert.get("metric") or model.performance_metric]
+    ).fetchone()
+    if row is None or row[0] < model.slos.performance.min_labeled:
+        return (f"{row[0] if row else 0:,} predictions in the window ending {run_date}, "
+                f"{model.slos.performance.min_labeled:,} needed to judge the estimate")
+    if not row[1]:
+        return f"the estimate of the window ending {run_date} is not reliable: {row[2]}"
     return None

@@ -20,9 +20,9 @@ from dataclasses import dataclass, field
 
 import duckdb
 
-from mlwatch.alerts import evidence, playbooks
+from mlwatch.alerts import evidence, playbooks, settlement
 from mlwatch.alerts.candidate import SEVERITIES, Candidate, alert_id
-from mlwatch.alerts.rules import PERFORMANCE_KINDS
+from mlwatch.alerts.rules import ESTIMATED_KINDS, PERFORMANCE_KINDS
 from mlwatch.config import PLAYBOOK_DIGEST, Config
 
 log = logging.getLogger(__name__)
@@ -60,7 +60,11 @@ CREATE TABLE IF NOT EXISTS marts.alerts (
     unjudged_nights DATE[],    -- nights without the evidence to judge it (kept open, not counted as clear)
     unjudged_reason VARCHAR,   -- why the last of them could not judge it
     digest_listed_on DATE,     -- digest items: the last night the digest listed it in full
-    digest_listed_value DOUBLE -- and its value then (listed again when it moves materially)
+    digest_listed_value DOUBLE, -- and its value then (listed again when it moves materially)
+    settlement VARCHAR,        -- estimated alerts: 'confirmed' or 'withdrawn' by the labels (alerts/settlement.py)
+    settled_on DATE,
+    settlement_detail VARCHAR,
+    thread_alert_id VARCHAR    -- a realized alert told in the thread of the estimate it confirms
 )
 """
 
@@ -75,6 +79,7 @@ class LifecycleResult:
     escalated: list[str] = field(default_factory=list)  # still open, and more severe than the night before
     unjudged: list[str] = field(default_factory=list)   # kept open: tonight had no evidence either way
     suppressed: list[str] = field(default_factory=list)
+    settled: list[str] = field(default_factory=list)    # estimates the labels confirmed or withdrew tonight
     skipped: bool = False
 
 
@@ -83,7 +88,9 @@ def ensure_tables(con: duckdb.DuckDBPyConnection) -> None:
     con.execute(ALERTS_DDL)
     for column, kind in (("delivery", "VARCHAR"), ("escalated_on", "DATE"), ("escalated_from", "VARCHAR"),
                          ("unjudged_nights", "DATE[]"), ("unjudged_reason", "VARCHAR"),
-                         ("digest_listed_on", "DATE"), ("digest_listed_value", "DOUBLE")):
+                         ("digest_listed_on", "DATE"), ("digest_listed_value", "DOUBLE"),
+                         ("settlement", "VARCHAR"), ("settled_on", "DATE"), ("settlement_detail", "VARCHAR"),
+                         ("thread_alert_id", "VARCHAR")):
         con.execute(f"ALTER TABLE marts.alerts ADD COLUMN IF NOT EXISTS {column} {kind}")
     con.execute("CREATE TABLE IF NOT EXISTS ops.alert_nights (run_date DATE PRIMARY KEY)")
 
@@ -129,6 +136,7 @@ def apply(con: duckdb.DuckDBPyConnection, config: Config, run_date: dt.date,
         result.resolved.sort()
         con.execute("UPDATE marts.alerts SET status = 'resolved', resolved_on = ? WHERE list_contains(?, alert_id)",
                     [run_date, result.resolved])
+        result.settled = settlement.settle(con, config, run_date)
         con.execute("INSERT OR IGNORE INTO ops.alert_nights VALUES (?)", [run_date])
         con.execute("COMMIT")
     except Exception:
@@ -154,7 +162,7 @@ def _resolves(config: Config, alert: dict, run_date: dt.date) -> bool:
     SLO breach (coverage, cost, data loss, time to decision) resolves the first clear night.
     """
     model = config.models.get(alert["model_name"])
-    if alert["kind"] not in PERFORMANCE_KINDS or model is None:
+    if alert["kind"] not in PERFORMANCE_KINDS | ESTIMATED_KINDS or model is None:
         return True
     # Nights without evidence are not clear nights: they said nothing.
     unjudged = [d for d in alert.get("unjudged_nights") or [] if alert["last_seen"] < d < run_date]

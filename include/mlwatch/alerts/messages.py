@@ -9,6 +9,8 @@ when, the playbook and the exact command to run, and who owns it. Four shapes:
   alert_escalated its severity rose: the message is edited and a thread reply, shown in the
                   channel too, tells the owner what rose and why
   alert_resolved  the condition cleared: the message is edited and a thread reply sent
+  alert_settled   an estimate before labels, confirmed or withdrawn by them: the message
+                  is edited and a thread reply sent (alerts/settlement.py)
   digest          one a day per channel: drift without impact, and alerts over budget
 
 Golden files in tests/golden pin every rendered shape.
@@ -28,6 +30,8 @@ from mlwatch.formatting import model_label
 from mlwatch.warehouse import table_exists
 
 SEVERITY_MARK = {"critical": ":red_circle:", "warning": ":large_orange_circle:", "info": ":large_blue_circle:"}
+# The headline word of a settled estimate, from the first word of its status line.
+SETTLED_WORD = {"Confirmed": "Confirmed by labels", "Withdrawn": "Withdrawn by labels"}
 
 
 @dataclass(frozen=True)
@@ -35,7 +39,8 @@ class Message:
     message_id: str               # unique per thing said; the outbox's key
     channel: str
     run_date: dt.date
-    kind: str                     # alert_opened | alert_update | alert_escalated | alert_resolved | digest | report
+    kind: str                     # alert_opened | alert_update | alert_escalated | alert_resolved | alert_settled
+                                  # | digest | report
     headline: str
     severity: str = "info"
     alert_id: str | None = None
@@ -200,6 +205,18 @@ def alert_resolved(alert: dict[str, Any], config: Config) -> Message:
     )
 
 
+def alert_settled(alert: dict[str, Any], config: Config) -> Message:
+    confirmed = alert["settlement"] == "confirmed"
+    return Message(
+        message_id=f"{alert['alert_id']}:settled", channel=channel(config, alert), run_date=alert["settled_on"],
+        kind="alert_settled", headline=alert["title"], severity=alert["severity"] if confirmed else "info",
+        alert_id=alert["alert_id"],
+        status=(f"{'Confirmed' if confirmed else 'Withdrawn'} on {_date(alert['settled_on'])}: "
+                f"{alert['settlement_detail']}"),
+        facts=_facts(alert), owner=_owner(config, alert),
+    )
+
+
 def digest(channel: str, run_date: dt.date, drift_items: list[dict], overflow: list[dict],
            budget: int, unchanged: list[dict] = ()) -> Message:
     """The day's digest: alerts over budget, new or changed drift items in full, unchanged ones counted."""
@@ -262,11 +279,12 @@ def render_slack(message: Message) -> dict[str, Any]:
         return _render_digest(message)
     if message.kind == "report":
         return _render_report(message)
-    resolved = message.kind == "alert_resolved"
+    resolved = message.kind in ("alert_resolved", "alert_settled")
     mark = ":white_check_mark:" if resolved else SEVERITY_MARK.get(message.severity, "")
     # A resolved message says so once, in its headline; the others carry their severity.
     label = None if resolved else message.severity.upper()
-    headline = message.headline if not resolved else f"Resolved: {message.headline}"
+    headline = message.headline if not resolved else \
+        f"{SETTLED_WORD.get(message.status.split(' ', 1)[0], 'Resolved') if message.kind == 'alert_settled' else 'Resolved'}: {message.headline}"
     marked = f"{mark} *{label}* · `{message.alert_id}`" if label else f"{mark} `{message.alert_id}`"
     blocks: list[dict[str, Any]] = [
         {"type": "header", "text": {"type": "plain_text", "text": headline[:150], "emoji": True}},
@@ -301,6 +319,8 @@ def render_thread_reply(message: Message) -> dict[str, Any]:
         owner = f"{message.owner} " if message.owner else ""
         return {"text": f"{owner}{SEVERITY_MARK.get(message.severity, '')} {message.status}, because: "
                         f"{message.headline}", "reply_broadcast": True}
+    if message.kind == "alert_settled" and message.status.startswith("Confirmed"):
+        return {"text": f"{SEVERITY_MARK.get(message.severity, '')} {message.status}"}
     return {"text": f":white_check_mark: {message.status}"}
 
 

@@ -43,6 +43,13 @@ BUILT_IN = {
         steps=["Find the constraint stage in marts.constraint_ledger",
                "Add capacity at the constraint, not elsewhere"],
         action="none"),
+    "mlwatch_estimated_drop": Playbook(
+        title="Performance estimated to drop before its labels land (mlwatch's default)",
+        steps=["See how far the scores moved from the reference (marts.performance_estimated: score_psi; "
+               "marts.drift for the score and the features)",
+               "Look for what changed upstream or in traffic mix; act on what you find, or wait",
+               "The labels confirm or withdraw this alert in its thread when the window's labels are in"],
+        action="none"),
     "mlwatch_labels": Playbook(
         title="Labels stopped arriving (mlwatch's default)",
         steps=["Check the labels feed's recent partitions (marts.data_quality, feed = 'labels')",
@@ -64,6 +71,7 @@ DEFAULT_FOR_KIND = {
     "drift_with_impact": "mlwatch_review",
     "no_data": "mlwatch_data_incident",
     "volume_drop": "mlwatch_data_incident",
+    "estimated_performance_drop": "mlwatch_estimated_drop",
 }
 
 

@@ -120,31 +120,42 @@ def _performance_facts(model: ModelConfig, row: dict, degradation: float,
 ONE_SIDED_LEVEL = 0.025
 
 
-def performance_drop(con: duckdb.DuckDBPyConnection, config: Config, run_date: dt.date) -> list[Candidate]:
-    """The model as a whole (all versions) is worse than its reference beyond tolerance.
+def _fired_windows(model: ModelConfig, run_date: dt.date,
+                   rows_of: Callable[[int], list[dict]]) -> tuple[list[tuple[int, list[dict], float]], int]:
+    """The windows whose row of `run_date` shows a drop, shortest first: (window, its rows newest
+    first, relative degradation), and how many longer windows were tested.
 
     The judged window (slos.performance.window_days) sees a large drop within days: its
-    interval must exclude the reference, as always. A smaller drop that lasts shows in
-    the longer configured windows first: their labels accumulate the evidence that a week
-    of them cannot. Those are tested too, with Benjamini-Hochberg across them (they are
-    extra tests; the judged window keeps its own power). The alert comes from the shortest
-    window that shows the drop, and says which.
+    interval must exclude the reference, as always. A smaller drop that lasts shows in the
+    longer configured windows first; those are tested too, with Benjamini-Hochberg across
+    them (they are extra tests; the judged window keeps its own power).
+    """
+    judged = model.alert_window_days
+    tested = []                 # (window, its rows newest first, one-sided p of tonight's row)
+    for window in sorted({judged, *(w for w in model.windows if w > judged)}):
+        rows = rows_of(window)
+        p = _one_sided_p(model, rows[0]) if rows and rows[0]["window_end"] == run_date else None
+        if p is not None and rows[0]["n_labeled"] >= model.slos.performance.min_labeled:
+            tested.append((window, rows, p))
+    longer = [t for t in tested if t[0] != judged]
+    adjusted = benjamini_hochberg([p for _, _, p in longer])
+    significant = [t for t in tested if t[0] == judged] + [t for t, q in zip(longer, adjusted) if q <= ONE_SIDED_LEVEL]
+    fired = [(window, rows, degradation) for window, rows, _ in significant
+             if (degradation := _degradation(model, rows[0])) is not None]
+    return fired, len(longer)
+
+
+def performance_drop(con: duckdb.DuckDBPyConnection, config: Config, run_date: dt.date) -> list[Candidate]:
+    """The model as a whole (all versions) is worse than its reference beyond tolerance, in
+    the judged window or, for a smaller drop that lasts, in a longer one whose labels
+    accumulate the evidence a week of them cannot (_fired_windows). The alert comes from
+    the shortest window that shows the drop, and says which.
     """
     found = []
     for name, model in sorted(config.models.items()):
         judged = model.alert_window_days
-        tested = []                 # (window, its rows newest first, one-sided p of tonight's row)
-        for window in sorted({judged, *(w for w in model.windows if w > judged)}):
-            rows = _performance_rows(con, name, model, run_date, "model_version = '__all__' AND segment = '__all__'",
-                                     [], window_days=window)
-            p = _one_sided_p(model, rows[0]) if rows and rows[0]["window_end"] == run_date else None
-            if p is not None and rows[0]["n_labeled"] >= model.slos.performance.min_labeled:
-                tested.append((window, rows, p))
-        longer = [t for t in tested if t[0] != judged]
-        adjusted = benjamini_hochberg([p for _, _, p in longer])
-        significant = [t for t in tested if t[0] == judged] + [t for t, q in zip(longer, adjusted) if q <= ONE_SIDED_LEVEL]
-        fired = [(window, rows, degradation) for window, rows, _ in significant
-                 if (degradation := _degradation(model, rows[0])) is not None]
+        fired, longer = _fired_windows(model, run_date, lambda window: _performance_rows(
+            con, name, model, run_date, "model_version = '__all__' AND segment = '__all__'", [], window_days=window))
         if not fired:
             continue
         window, rows, degradation = fired[0]
@@ -170,12 +181,104 @@ def performance_drop(con: duckdb.DuckDBPyConnection, config: Config, run_date: d
                           f"and window_end = DATE '{run_date}' order by window_days, segment, value"),
                       "facts": [("Model", name), *_performance_facts(model, latest, degradation, window),
                                 ("Fired by", f"the {shown_by} window{'s' if len(fired) > 1 else ''}"
-                                 + (f" (Benjamini-Hochberg over the {len(longer)} longer window(s))" if longer else "")
+                                 + (f" (Benjamini-Hochberg over the {longer} longer window(s))" if longer else "")
                                  + (f"; the {judged}-day window alone does not show it yet" if sustained else ""))],
                       "relative_degradation": round(degradation, 6), "n_labeled": int(latest["n_labeled"]),
                       "fired_by_window_days": window},
         ))
     return found
+
+
+# Metrics marts.performance_estimated estimates (binary models).
+ESTIMATED_METRICS = ("roc_auc", "pr_auc", "accuracy", "precision", "recall", "f1")
+
+
+def _estimated_rows(con, name: str, model: ModelConfig, run_date: dt.date, window_days: int) -> list[dict]:
+    """The whole model's reliable estimates, newest first, shaped as _performance_rows' rows:
+    the reference is the reference's own estimate (the same calibration on both sides), and
+    the rows the evidence rule counts (n_labeled) are the window's predictions."""
+    if not table_exists(con, "marts", "performance_estimated"):
+        return []
+    return _rows(
+        con,
+        "SELECT window_end, metric, estimated_value AS value, ci_low, ci_high, "
+        "reference_estimated_value AS reference_value, n_predictions AS n_labeled, n_predictions, label_coverage, "
+        "reference_value AS realized_reference_value FROM marts.performance_estimated "
+        "WHERE model_name = ? AND metric = ? AND window_days = ? AND model_version = '__all__' "
+        "AND segment = '__all__' AND is_reliable AND window_end BETWEEN ? AND ? ORDER BY window_end DESC",
+        [name, model.performance_metric, window_days, run_date - dt.timedelta(days=HISTORY_DAYS), run_date])
+
+
+def estimated_performance_drop(con: duckdb.DuckDBPyConnection, config: Config, run_date: dt.date) -> list[Candidate]:
+    """Early warning before labels: the performance estimated from the scores (confidence-based,
+    marts.performance_estimated) is worse than the reference's estimate beyond tolerance,
+    with the evidence rules of performance_drop. Only reliable estimates count (the scores
+    stay where the reference calibrated them). When the labels land, the alert is confirmed
+    or withdrawn in its thread (alerts/settlement.py); an estimate the labels withdrew does
+    not page again for the same metric within the label horizon."""
+    found = []
+    for name, model in sorted(config.models.items()):
+        if model.task != "binary_classification" or model.performance_metric not in ESTIMATED_METRICS:
+            continue
+        judged = model.alert_window_days
+        fired, longer = _fired_windows(model, run_date,
+                                       lambda window: _estimated_rows(con, name, model, run_date, window))
+        if not fired:
+            continue
+        window, rows, degradation = fired[0]
+        latest = rows[0]
+        metric = latest["metric"]
+        key = f"estimated_performance_drop|{name}|{metric}|{judged}d"
+        # The labels speak for it already: a realized alert is open, or they withdrew it lately.
+        explained = _labels_judged(con, name, metric, key, run_date - dt.timedelta(days=model.label_delay_days))
+        tolerance = model.slos.performance.max_relative_drop
+        labeled = latest["label_coverage"] or 0
+        realized_reference = latest["realized_reference_value"]
+        found.append(Candidate(
+            kind="estimated_performance_drop", model_name=name, dedupe_key=key,
+            severity="critical" if degradation >= 2 * tolerance else "warning",
+            title=(f"{name}: estimated {metric} {latest['value']:.4f} is {_pct(degradation)} worse than its "
+                   f"reference {latest['reference_value']:.4f} (estimated from scores, {_pct(labeled)} labeled so far)"),
+            run_date=run_date, since=_streak_start(rows, lambda r: _degradation(model, r) is not None),
+            model_version="__all__", segment="__all__", segment_value="__all__", metric=metric,
+            window_days=window, value=latest["value"], reference_value=latest["reference_value"],
+            ci_low=latest["ci_low"], ci_high=latest["ci_high"], suppressed_by=explained,
+            evidence={"command": _sql_command(
+                          "select window_end, window_days, estimated_value, ci_low, ci_high, realized_value, "
+                          "label_coverage, reference_estimated_value, reference_value from marts.performance_estimated "
+                          f"where model_name = {literal(name)} and metric = {literal(metric)} "
+                          "and model_version = '__all__' and segment = '__all__' "
+                          f"and window_days = {window} order by window_end desc limit 14"),
+                      "facts": [
+                          ("Model", name),
+                          ("How bad", f"estimated {metric} {latest['value']:.4f}, 95% interval [{latest['ci_low']:.4f}, "
+                                      f"{latest['ci_high']:.4f}] vs the reference's {latest['reference_value']:.4f} "
+                                      f"estimated the same way" + (f" (realized {realized_reference:.4f})"
+                                                                   if realized_reference is not None else "")
+                                      + f" ({window}-day window)"),
+                          ("Change", f"{_pct(degradation)} worse (tolerance {_pct(tolerance)})"),
+                          ("Evidence", f"an estimate from the scores of {int(latest['n_predictions']):,} predictions, "
+                                       f"calibrated on the reference's labels; {_pct(labeled)} of them labeled so far"),
+                          ("Labels", f"when this window's labels are in ({model.label_delay_days} days), the realized "
+                                     "figure confirms or withdraws this alert in its thread")],
+                      "relative_degradation": round(degradation, 6), "n_predictions": int(latest["n_predictions"]),
+                      "label_coverage": labeled, "fired_by_window_days": window},
+        ))
+    return found
+
+
+def _labels_judged(con, name: str, metric: str, dedupe_key: str, since: dt.date) -> str | None:
+    """The alert through which the labels already judge this estimate: an open realized drop of
+    the same model and metric, else an estimate of this key they withdrew on or after `since`."""
+    if not table_exists(con, "marts", "alerts"):
+        return None
+    row = con.execute(
+        "SELECT coalesce("
+        "(SELECT min(alert_id) FROM marts.alerts WHERE model_name = ? AND metric = ? AND status = 'open' "
+        " AND kind IN ('performance_drop', 'performance_drop_after_release')), "
+        "(SELECT max(alert_id) FROM marts.alerts WHERE dedupe_key = ? AND settlement = 'withdrawn' "
+        " AND settled_on >= ?))", [name, metric, dedupe_key, since]).fetchone()
+    return row[0] if row else None
 
 
 def why_performance_not_paged(con: duckdb.DuckDBPyConnection, config: Config, name: str,
@@ -531,10 +634,14 @@ RULES: dict[str, Rule] = {
     "data_loss": data_loss,
     "labels_stopped": labels_stopped,
     "no_data": volume.feed_volume,       # and volume_drop
+    "estimated_performance_drop": estimated_performance_drop,
 }
 # What a critical feature's outage explains while it is inside the performance window:
 # the model's performance drops, the outage feature's own drift, and the score's drift.
 PERFORMANCE_KINDS = {"performance_drop", "performance_drop_after_release", "segment_performance_drop"}
+# Estimates from the scores: explained by a feature outage as realized drops are, and
+# resolved, as they are, only after slos.performance.resolve_after_days clear nights.
+ESTIMATED_KINDS = {"estimated_performance_drop"}
 DRIFT_KINDS = {"drift", "drift_with_impact"}
 
 
@@ -555,7 +662,7 @@ def correlate(con: duckdb.DuckDBPyConnection, config: Config, run_date: dt.date,
     for c in candidates:
         down = outages.get(c.model_name, {})
         cause = None
-        if down and c.kind in PERFORMANCE_KINDS:
+        if down and c.kind in PERFORMANCE_KINDS | ESTIMATED_KINDS:
             cause = sorted(down.values())[0]
         elif down and c.kind in DRIFT_KINDS:
             feature = c.evidence.get("feature")
