@@ -20,7 +20,14 @@ select
     models.label_delay_days,
     models.reference_start,
     models.reference_end,
-    models.min_labeled_rows
+    models.min_labeled_rows,
+    -- The model's decision: its predicted label where it gave one, else score >= threshold.
+    case
+        when predictions.predicted_label is not null
+            then case when predictions.predicted_label = models.positive_label then 1 else 0 end
+        when predictions.score >= models.decision_threshold then 1
+        else 0
+    end as is_predicted_positive
 from predictions
 inner join models
     on predictions.model_name = models.model_name

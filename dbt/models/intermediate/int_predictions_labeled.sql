@@ -86,12 +86,6 @@ select
             = {{ dbt.safe_cast('predictions.positive_label', type_double()) }} then 1
         else 0
     end as is_positive,
-    case
-        when predictions.predicted_label is not null
-            then case when predictions.predicted_label = predictions.positive_label then 1 else 0 end
-        when predictions.score >= predictions.decision_threshold then 1
-        else 0
-    end as is_predicted_positive,
     {{ dbt.safe_cast('effective_labels.label', type_double()) }} as label_value,
     coalesce(weight_bounds.outcome_weight_bound, 0) as outcome_weight_bound
 from predictions

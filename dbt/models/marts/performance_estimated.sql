@@ -45,17 +45,27 @@ version_slots as (
     select cast('__all__' as {{ dbt.type_string() }}) as version_group
 ),
 
+-- The predictions of the run, labeled or not: the estimate needs no label.
+binary_predictions as (
+    select in_scope.*
+    from {{ ref('int_predictions_in_scope') }} as in_scope
+    inner join models on models.model_name = in_scope.model_name
+),
+
+segmented as (
+    {{ segment_rows('binary_predictions') }}
+),
+
 scored as (
     select
-        segmented.model_name,
-        segmented.version_group as model_version,
-        segmented.prediction_day,
-        segmented.segment,
-        segmented.segment_raw_value,
-        segmented.is_predicted_positive,
-        {{ fine_score_bin('segmented.score') }} as fine_bin
-    from {{ ref('int_predictions_segmented') }} as segmented
-    inner join models on models.model_name = segmented.model_name
+        model_name,
+        version_group as model_version,
+        prediction_day,
+        segment,
+        segment_raw_value,
+        is_predicted_positive,
+        {{ fine_score_bin('score') }} as fine_bin
+    from segmented
 ),
 
 calibration as (

@@ -38,25 +38,51 @@ def _rgba(hex_color: str, alpha: float) -> str:
 
 
 def performance_over_time(model: ModelSection) -> go.Figure | None:
+    """The realized metric per version with its interval, and, for binary models, the
+    estimate from the scores (dashed, with its band) that stands where labels are missing."""
     frame = model.performance.dropna(subset=["value"])
-    if frame.empty:
+    estimated = model.estimated.dropna(subset=["estimated_value"]) if len(model.estimated) else model.estimated
+    if frame.empty and estimated.empty:
         return None
-    figure = _figure(f"{model.metric} over {model.window_days}-day windows, with 95% intervals",
+    note = ("; dashed: estimated from the scores, before labels" if len(estimated)
+            else "" if model.task == "binary_classification" else f" ({model.task.replace('_', ' ')}: not estimated "
+                                                                     "before labels)")
+    figure = _figure(f"{model.metric} over {model.window_days}-day windows, with 95% intervals{note}",
                      yaxis_title=model.metric, xaxis_title="window end")
+    if len(estimated):
+        _band(figure, estimated, "#7f7f7f", "estimate")
+        figure.add_trace(go.Scatter(
+            x=estimated["window_end"], y=estimated["estimated_value"], mode="lines", name="estimated from scores",
+            line=dict(color="#7f7f7f", dash="dash"), customdata=estimated[["label_coverage"]].fillna(0),
+            hovertemplate="%{x}: estimated %{y:.4f}, %{customdata[0]:.0%} labeled so far<extra></extra>"))
+        doubtful = estimated[estimated["is_reliable"] == False]  # noqa: E712
+        if len(doubtful):
+            figure.add_trace(go.Scatter(
+                x=doubtful["window_end"], y=doubtful["estimated_value"], mode="markers", name="estimate not reliable",
+                marker=dict(symbol="x", size=9, color="#7f7f7f"), customdata=doubtful[["unreliable_reason"]],
+                hovertemplate="%{x}: not reliable, %{customdata[0]}<extra></extra>"))
     for i, (version, rows) in enumerate(frame.groupby("model_version", sort=True)):
         color = "#333333" if version == "__all__" else COLORS[i % len(COLORS)]
         label = "all versions" if version == "__all__" else version
-        x = list(rows["window_end"]) + list(rows["window_end"])[::-1]
-        y = list(rows["ci_high"]) + list(rows["ci_low"])[::-1]
-        figure.add_trace(go.Scatter(x=x, y=y, fill="toself", fillcolor=_rgba(color, 0.15), line=dict(width=0),
-                                    hoverinfo="skip", showlegend=False, name=f"{label} interval"))
+        _band(figure, rows, color, label)
         figure.add_trace(go.Scatter(x=rows["window_end"], y=rows["value"], mode="lines+markers", name=label,
-                                    line=dict(color=color)))
+                                    line=dict(color=color), customdata=rows[["label_coverage"]].fillna(0),
+                                    hovertemplate="%{x}: %{y:.4f}, %{customdata[0]:.0%} labeled<extra></extra>"))
     reference = frame["reference_value"].dropna()
     if len(reference):
         figure.add_hline(y=float(reference.iloc[-1]), line_dash="dash", line_color="#555555",
                          annotation_text="reference", annotation_position="top left")
     return figure
+
+
+def _band(figure: go.Figure, rows, color: str, label: str) -> None:
+    """A shaded 95% interval under a line (no legend entry, no hover)."""
+    rows = rows.dropna(subset=["ci_low", "ci_high"])
+    x = list(rows["window_end"]) + list(rows["window_end"])[::-1]
+    y = list(rows["ci_high"]) + list(rows["ci_low"])[::-1]
+    # mode "lines": Plotly draws markers on a short series by default, here at the band's corners.
+    figure.add_trace(go.Scatter(x=x, y=y, mode="lines", fill="toself", fillcolor=_rgba(color, 0.15),
+                                line=dict(width=0), hoverinfo="skip", showlegend=False, name=f"{label} interval"))
 
 
 def segments(model: ModelSection) -> go.Figure | None:

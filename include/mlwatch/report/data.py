@@ -29,6 +29,8 @@ class ModelSection:
     time_to_decision: pd.DataFrame
     feature_value: pd.DataFrame
     inputs: pd.DataFrame = field(default_factory=pd.DataFrame)     # the day's rows per feed, what became of them
+    # The primary metric estimated from the scores over time, whole model (binary models).
+    estimated: pd.DataFrame = field(default_factory=pd.DataFrame)
     budget_usd: float | None = None
     ttd_slo_s: float | None = None
     # A missed SLO that no open alert covers: why the rule held it back (slo -> sentence).
@@ -96,10 +98,15 @@ def load(con: duckdb.DuckDBPyConnection, config: Config, day: dt.date) -> Report
                         "SELECT slo, detail, target, actual, met FROM marts.slo_status "
                         "WHERE model_name = ? AND day = ? ORDER BY slo", [name, day]),
             performance=_frame(con, "marts", "performance",
-                               "SELECT window_end, model_version, value, ci_low, ci_high, reference_value, n_labeled "
-                               "FROM marts.performance WHERE model_name = ? AND metric = ? AND window_days = ? "
-                               "AND segment = '__all__' AND window_end BETWEEN ? AND ? ORDER BY window_end, "
-                               "model_version", [name, metric, window, since, day]),
+                               "SELECT window_end, model_version, value, ci_low, ci_high, reference_value, n_labeled, "
+                               "label_coverage FROM marts.performance WHERE model_name = ? AND metric = ? "
+                               "AND window_days = ? AND segment = '__all__' AND window_end BETWEEN ? AND ? "
+                               "ORDER BY window_end, model_version", [name, metric, window, since, day]),
+            estimated=_frame(con, "marts", "performance_estimated",
+                             "SELECT window_end, estimated_value, ci_low, ci_high, label_coverage, is_reliable, "
+                             "unreliable_reason FROM marts.performance_estimated WHERE model_name = ? AND metric = ? "
+                             "AND window_days = ? AND model_version = '__all__' AND segment = '__all__' "
+                             "AND window_end BETWEEN ? AND ? ORDER BY window_end", [name, metric, window, since, day]),
             segments=_frame(con, "marts", "performance",
                             "SELECT model_version, segment, segment_value, value, ci_low, ci_high, reference_value, "
                             "n_labeled FROM marts.performance WHERE model_name = ? AND metric = ? AND window_days = ? "
