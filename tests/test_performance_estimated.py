@@ -169,3 +169,20 @@ def test_score_psi_is_the_population_stability_of_the_reference_tenths(demo_ware
     psi = np.sum((observed - expected) * np.log(np.maximum(observed, 1e-4) / expected))
     assert stored_psi == pytest.approx(psi, abs=1e-9)
     assert 0 <= psi < 0.25
+
+
+def test_the_report_draws_the_estimate_beside_the_realized_metric_and_says_where_there_is_none(demo_warehouse):
+    from mlwatch.report import charts
+    from mlwatch.report import data as report_data
+
+    with duckdb.connect(str(demo_warehouse.warehouse), read_only=True) as con:
+        loaded = report_data.load(con, demo_warehouse, SMALL_DEMO.end)
+    figures = {m.name: charts.performance_over_time(m) for m in loaded.models}
+    fraud = figures["card_fraud"]
+    [estimate] = [t for t in fraud.data if t.name == "estimated from scores"]
+    assert estimate.line.dash == "dash" and len(estimate.x) == len(loaded.models[0].estimated)
+    # The last nights have an estimate where the labels are still few: the hover says how many.
+    assert "labeled so far" in estimate.hovertemplate
+    assert fraud.layout.title.text.endswith("dashed: estimated from the scores, before labels")
+    assert figures["delivery_eta"].layout.title.text.endswith("(regression: not estimated before labels)")
+    assert not any(t.name == "estimated from scores" for t in figures["delivery_eta"].data)

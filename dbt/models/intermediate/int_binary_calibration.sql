@@ -1,9 +1,8 @@
 {{ config(materialized='table') }}
 
 {#- Binary models: the calibration of their scores on the reference period, for
-    marts.performance_estimated (macros/estimated_performance.sql). Per model and
-    reference slice (the reference up to a window's end, as marts.performance compares
-    with), the reference's labeled predictions pooled into calibration bins of about
+    marts.performance_estimated (macros/estimated_performance.sql). Per model, on its
+    whole reference period (calibration_slice: its last day), the reference's labeled predictions pooled into calibration bins of about
     equal mass on each side of the decision, with the isotonic regression's calibrated
     probability of each. A table, so that analysts can read the calibration curve; it
     holds the slices of the last run. -#}
@@ -17,10 +16,13 @@ models as (
     where task = 'binary_classification'
 ),
 
+-- The whole reference, once the run has a window that ends on or after its last day
+-- (marts.performance_estimated estimates those windows).
 reference_slices as (
-    select distinct model_name, reference_start, reference_until
+    select distinct window_ends.model_name, window_ends.reference_start, window_ends.reference_until
     from window_ends
-    where reference_until is not null
+    inner join models on models.model_name = window_ends.model_name
+    where window_ends.reference_until = models.reference_end
 ),
 
 labeled as (

@@ -13,15 +13,21 @@
     being positive (macros/estimated_performance.sql).
 
     Same windows, versions and segments as marts.performance (macros/window_days.sql),
-    and the same reference slice: a window ending inside the reference period is
-    calibrated on the reference up to its end. The estimate is marked unreliable where
+    from the window that ends on the reference's last day on: all are calibrated on the
+    whole reference (windows inside it are its own data, and one calibration per
+    reference day would multiply the night's rows by them). The estimate is marked unreliable where
     the scores left what the reference calibrated. realized_value is marts.performance's
     value once no more labels can count for the window (label_delay_days after its end). -#}
 {%- set window_groups = ['model_name', 'version_group', 'window_end', 'window_days', 'segment', 'segment_value'] %}
 {%- set reference_groups = ['model_name', 'calibration_slice', 'segment', 'segment_value'] %}
 
+-- Windows from the reference's last day on: each is calibrated on the whole reference.
 with window_ends as (
-    select * from {{ ref('int_window_ends') }}
+    select window_ends.*
+    from {{ ref('int_window_ends') }} as window_ends
+    inner join {{ ref('stg_config__models') }} as models
+        on models.model_name = window_ends.model_name
+    where window_ends.window_end >= models.reference_end
 ),
 
 buckets as (
@@ -101,18 +107,26 @@ bin_ranges as (
     from calibration
 ),
 
+-- Every (side, fine bin) of each slice, with its calibration bin: NULL on a side the
+-- reference has no labeled predictions on (the estimate then counts them as outside).
 bin_map as (
     select
-        bin_ranges.model_name,
-        bin_ranges.calibration_slice,
-        bin_ranges.is_predicted_positive,
+        slices.model_name,
+        slices.calibration_slice,
+        sides.is_predicted_positive,
         fine_bins.fine_bin,
         bin_ranges.position,
-        fine_bins.fine_bin < bin_ranges.side_first_fine_bin
+        bin_ranges.position is null
+            or fine_bins.fine_bin < bin_ranges.side_first_fine_bin
             or fine_bins.fine_bin > bin_ranges.side_last_fine_bin as outside_reference
-    from bin_ranges
-    inner join fine_bins
-        on fine_bins.fine_bin between bin_ranges.range_start and bin_ranges.range_end
+    from (select distinct model_name, calibration_slice from calibration) as slices
+    cross join (select 0 as is_predicted_positive union all select 1 as is_predicted_positive) as sides
+    cross join fine_bins
+    left join bin_ranges
+        on bin_ranges.model_name = slices.model_name
+        and bin_ranges.calibration_slice = slices.calibration_slice
+        and bin_ranges.is_predicted_positive = sides.is_predicted_positive
+        and fine_bins.fine_bin between bin_ranges.range_start and bin_ranges.range_end
 ),
 
 -- ------------------------------------------------------------------ the run's predictions
@@ -146,7 +160,7 @@ estimated_days as (
     inner join slice_spans
         on slice_spans.model_name = scored.model_name
         and scored.prediction_day between slice_spans.span_start and slice_spans.span_end
-    left join bin_map
+    inner join bin_map
         on bin_map.model_name = scored.model_name
         and bin_map.calibration_slice = slice_spans.calibration_slice
         and bin_map.is_predicted_positive = scored.is_predicted_positive
