@@ -185,3 +185,19 @@ def test_the_report_draws_the_estimate_beside_the_realized_metric_and_says_where
     assert fraud.layout.title.text.endswith("dashed: estimated from the scores, before labels")
     assert figures["delivery_eta"].layout.title.text.endswith("(regression: not estimated before labels)")
     assert not any(t.name == "estimated from scores" for t in figures["delivery_eta"].data)
+
+
+def test_an_estimate_of_a_version_the_reference_never_saw_is_marked_unreliable(demo_warehouse):
+    """card_fraud 1.5.0 serves from 2026-08-31 (canary) on: the calibration is 1.4.0's."""
+    with duckdb.connect(str(demo_warehouse.warehouse), read_only=True) as con:
+        rows = con.execute(
+            "SELECT model_version, window_end, is_reliable, unreliable_reason FROM marts.performance_estimated "
+            "WHERE model_name = 'card_fraud' AND segment = '__all__' AND window_days = 7 AND metric = 'roc_auc'").df()
+    rows["window_end"] = pd.to_datetime(rows["window_end"]).dt.date
+    new = rows[rows["model_version"] == "1.5.0"]
+    assert len(new) and not new["is_reliable"].any()
+    assert new["unreliable_reason"].str.contains("model versions that did not serve in the reference period").all()
+    after_rollout = rows[(rows["model_version"] == "__all__") & (rows["window_end"] >= dt.date(2026, 9, 2))]
+    assert len(after_rollout) and not after_rollout["is_reliable"].any()
+    before = rows[(rows["model_version"] == "__all__") & (rows["window_end"] < dt.date(2026, 8, 31))]
+    assert len(before) and before["is_reliable"].all()

@@ -23,10 +23,14 @@
 {% macro estimate_max_share_outside() -%}0.05{%- endmacro %}
 {% macro estimate_max_score_psi() -%}0.25{%- endmacro %}
 
+{#- Nor when more than this share of its predictions come from model versions that did not
+    serve in the reference period: the calibration is another model's. -#}
+{% macro estimate_max_share_unreferenced() -%}0.05{%- endmacro %}
+
 {#- Per group: the performance its labels would show if the calibration holds, from
     `bins`, a relation with one row per group and calibration bin: group_columns,
     calibration_slice, position (the bin, NULL for predictions no bin covers),
-    n_predictions and n_outside, joined here to the relation `calibration` of the
+    n_predictions, n_outside and n_unreferenced, joined here to the relation `calibration` of the
     calling model (model_name, calibration_slice, position, probability,
     is_predicted_positive, slice_labeled, psi_group, psi_group_share and psi_floor).
 
@@ -118,7 +122,8 @@
         select
             {{ g }},
             sum(n_predictions) as n_predictions,
-            sum(case when p is null then n_predictions else n_outside end) as n_outside
+            sum(case when p is null then n_predictions else n_outside end) as n_outside,
+            sum(n_unreferenced) as n_unreferenced
         from calibrated_bins
         group by {{ g }}
     ),
@@ -173,7 +178,7 @@
         ] %}
         {%- for name, value, variance in plain %}
         select
-            {{ g }}, n_predictions, n_outside, score_psi, slice_labeled,
+            {{ g }}, n_predictions, n_outside, n_unreferenced, score_psi, slice_labeled,
             cast('{{ name }}' as {{ dbt.type_string() }}) as metric,
             {{ value }} as estimated_value,
             greatest(0, {{ value }} - {{ ci_z() }} * sqrt(greatest({{ variance }}, 0))) as ci_low,
@@ -183,7 +188,7 @@
         {%- endfor %}
         -- Average precision: the realized metric's logit interval, with the expected positives.
         select
-            {{ g }}, n_predictions, n_outside, score_psi, slice_labeled,
+            {{ g }}, n_predictions, n_outside, n_unreferenced, score_psi, slice_labeled,
             cast('pr_auc' as {{ dbt.type_string() }}) as metric,
             pr_auc as estimated_value,
             case when pr_auc > 0 and pr_auc < 1 then greatest(0, 1 / (1 + exp(-(ln(pr_auc / (1 - pr_auc))

@@ -30,23 +30,7 @@ with window_ends as (
     select * from {{ ref('int_window_ends') }}
 ),
 
-buckets as (
-    select * from {{ ref('int_segment_buckets') }}
-),
-
-reference_slices as (
-    select distinct model_name, reference_start, reference_until
-    from window_ends
-    where reference_until is not null
-),
-
--- The daily aggregates are per version: each version's rows count for the version
--- itself (NULL here: its own name) and for all versions together ('__all__').
-version_slots as (
-    select cast(null as {{ dbt.type_string() }}) as version_group
-    union all
-    select cast('__all__' as {{ dbt.type_string() }}) as version_group
-),
+{{ window_day_relations() }},
 
 {%- for task, relation in [('binary', 'int_binary_daily'), ('regression', 'int_regression_daily'),
                            ('multiclass', 'int_multiclass_daily')] %}

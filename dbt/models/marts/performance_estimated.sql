@@ -30,25 +30,11 @@ with window_ends as (
     where window_ends.window_end >= models.reference_end
 ),
 
-buckets as (
-    select * from {{ ref('int_segment_buckets') }}
-),
+{{ window_day_relations() }},
 
 models as (
     select * from {{ ref('stg_config__models') }}
     where task = 'binary_classification'
-),
-
-reference_slices as (
-    select distinct model_name, reference_start, reference_until
-    from window_ends
-    where reference_until is not null
-),
-
-version_slots as (
-    select cast(null as {{ dbt.type_string() }}) as version_group
-    union all
-    select cast('__all__' as {{ dbt.type_string() }}) as version_group
 ),
 
 -- The predictions of the run, labeled or not: the estimate needs no label.
@@ -60,6 +46,14 @@ binary_predictions as (
 
 segmented as (
     {{ segment_rows('binary_predictions') }}
+),
+
+-- The versions the calibration saw.
+reference_versions as (
+    select distinct binary_predictions.model_name, binary_predictions.model_version
+    from binary_predictions
+    inner join models on models.model_name = binary_predictions.model_name
+    where binary_predictions.prediction_day between models.reference_start and models.reference_end
 ),
 
 scored as (
@@ -155,7 +149,8 @@ estimated_days as (
         slice_spans.calibration_slice,
         bin_map.position,
         count(*) as n_predictions,
-        sum(case when bin_map.outside_reference then 1 else 0 end) as n_outside
+        sum(case when bin_map.outside_reference then 1 else 0 end) as n_outside,
+        sum(case when reference_versions.model_version is null then 1 else 0 end) as n_unreferenced
     from scored
     inner join slice_spans
         on slice_spans.model_name = scored.model_name
@@ -165,6 +160,9 @@ estimated_days as (
         and bin_map.calibration_slice = slice_spans.calibration_slice
         and bin_map.is_predicted_positive = scored.is_predicted_positive
         and bin_map.fine_bin = scored.fine_bin
+    left join reference_versions
+        on reference_versions.model_name = scored.model_name
+        and reference_versions.model_version = scored.model_version
     group by scored.model_name, scored.model_version, scored.prediction_day, scored.segment, scored.segment_raw_value,
         slice_spans.calibration_slice, bin_map.position
 ),
@@ -179,7 +177,8 @@ window_bins as (
         calibration_slice,
         position,
         sum(n_predictions) as n_predictions,
-        sum(n_outside) as n_outside
+        sum(n_outside) as n_outside,
+        sum(n_unreferenced) as n_unreferenced
     from window_rows
     group by {{ window_groups | join(', ') }}, calibration_slice, position
 ),
@@ -193,7 +192,8 @@ reference_bins as (
         {{ reference_groups | join(', ') }},
         position,
         sum(n_predictions) as n_predictions,
-        sum(n_outside) as n_outside
+        sum(n_outside) as n_outside,
+        sum(n_unreferenced) as n_unreferenced
     from reference_rows
     group by {{ reference_groups | join(', ') }}, position
 ),
@@ -217,6 +217,8 @@ judged as (
                 then 'the reference has ' || cast(coalesce(window_estimates.slice_labeled, 0) as {{ dbt.type_string() }})
                     || ' labeled predictions to calibrate on, fewer than min_labeled_rows ('
                     || cast(models.min_labeled_rows as {{ dbt.type_string() }}) || ')'
+            when window_estimates.n_unreferenced > {{ estimate_max_share_unreferenced() }} * window_estimates.n_predictions
+                then 'more than {{ (estimate_max_share_unreferenced() | float * 100) | int }}% of the predictions in the window come from model versions that did not serve in the reference period: set a reference period for the version now serving'
             when window_estimates.n_outside > {{ estimate_max_share_outside() }} * window_estimates.n_predictions
                 then 'more than {{ (estimate_max_share_outside() | float * 100) | int }}% of the scores in the window lie outside the range the reference calibrated'
             when window_estimates.score_psi > {{ estimate_max_score_psi() }}
