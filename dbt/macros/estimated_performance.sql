@@ -16,12 +16,12 @@
     cast(least(floor({{ score }} * {{ calibration_fine_bins() }}), {{ calibration_fine_bins() }} - 1) as integer)
 {%- endmacro %}
 
-{#- A window stops being trusted when more than this share of its predictions score
-    outside the range the reference calibrated, or when its scores' distribution over the
-    calibration bins moved this far from the reference's (population stability index;
-    0.25 is the customary "significant shift"). -#}
+{#- A window's estimate stops being trusted when more than this share of its predictions
+    score outside the range the reference calibrated (extrapolation). A shift of the scores
+    inside that range is what the method is for: on NannyML's car loan benchmark, windows
+    whose score PSI (over the reference's tenths) passed 0.25 were estimated within 0.003
+    ROC AUC of their realized value (bench/README.md), so score_psi is reported, not judged. -#}
 {% macro estimate_max_share_outside() -%}0.05{%- endmacro %}
-{% macro estimate_max_score_psi() -%}0.25{%- endmacro %}
 
 {#- Nor when more than this share of its predictions come from model versions that did not
     serve in the reference period: the calibration is another model's. -#}

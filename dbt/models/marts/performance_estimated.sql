@@ -221,8 +221,6 @@ judged as (
                 then 'more than {{ (estimate_max_share_unreferenced() | float * 100) | int }}% of the predictions in the window come from model versions that did not serve in the reference period: set a reference period for the version now serving'
             when window_estimates.n_outside > {{ estimate_max_share_outside() }} * window_estimates.n_predictions
                 then 'more than {{ (estimate_max_share_outside() | float * 100) | int }}% of the scores in the window lie outside the range the reference calibrated'
-            when window_estimates.score_psi > {{ estimate_max_score_psi() }}
-                then 'the scores in the window moved away from those of the reference (PSI above {{ estimate_max_score_psi() }} over its tenths)'
         end as unreliable_reason
     from window_estimates
     inner join models on models.model_name = window_estimates.model_name

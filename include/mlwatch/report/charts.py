@@ -66,7 +66,7 @@ def performance_over_time(model: ModelSection) -> go.Figure | None:
         label = "all versions" if version == "__all__" else version
         _band(figure, rows, color, label)
         figure.add_trace(go.Scatter(x=rows["window_end"], y=rows["value"], mode="lines+markers", name=label,
-                                    line=dict(color=color), customdata=rows[["label_coverage"]].fillna(0),
+                                    line=dict(color=color), customdata=rows.reindex(columns=["label_coverage"]).fillna(0),
                                     hovertemplate="%{x}: %{y:.4f}, %{customdata[0]:.0%} labeled<extra></extra>"))
     reference = frame["reference_value"].dropna()
     if len(reference):

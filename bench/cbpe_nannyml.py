@@ -1,0 +1,52 @@
+"""The NannyML side of bench/cbpe_benchmark.py, run by bench/.venv-competitors' Python.
+
+    python bench/cbpe_nannyml.py export ROWS.parquet
+    python bench/cbpe_nannyml.py estimate ROWS.parquet WINDOWS.json
+
+export: NannyML's synthetic car loan dataset (reference and analysis, with the analysis
+targets) as one table: id, timestamp, score (y_pred_proba), y_pred, y_true, period.
+estimate: NannyML's CBPE fitted on the reference period, estimating each window of
+WINDOWS (a list of [first_day, last_day]); prints {window: {metric: value}} as JSON.
+"""
+
+import json
+import os
+import sys
+import warnings
+
+os.environ.setdefault("NML_DISABLE_USAGE_LOGGING", "1")
+warnings.filterwarnings("ignore")
+
+import nannyml as nml  # noqa: E402
+import pandas as pd  # noqa: E402
+
+METRICS = {"roc_auc": "roc_auc", "average_precision": "pr_auc", "accuracy": "accuracy",
+           "precision": "precision", "recall": "recall", "f1": "f1"}
+
+
+def export(path: str) -> None:
+    reference, analysis, targets = nml.load_synthetic_car_loan_dataset()
+    analysis = analysis.merge(targets, on="id")
+    rows = pd.concat([reference.assign(period="reference"), analysis.assign(period="analysis")])
+    rows = rows.rename(columns={"y_pred_proba": "score", "repaid": "y_true"})
+    rows[["id", "timestamp", "score", "y_pred", "y_true", "period"]].to_parquet(path, index=False)
+
+
+def estimate(path: str, windows_path: str) -> None:
+    rows = pd.read_parquet(path)
+    rows["day"] = pd.to_datetime(rows["timestamp"]).dt.date.astype(str)
+    reference = rows[rows["period"] == "reference"]
+    estimator = nml.CBPE(y_pred_proba="score", y_pred="y_pred", y_true="y_true",
+                         problem_type="classification_binary", metrics=list(METRICS), chunk_number=1)
+    estimator.fit(reference)
+    out = {}
+    for first, last in json.load(open(windows_path)):
+        window = rows[(rows["day"] >= first) & (rows["day"] <= last)][["score", "y_pred"]].reset_index(drop=True)
+        frame = estimator.estimate(window).to_df()
+        frame = frame[frame[("chunk", "period")] == "analysis"]
+        out[last] = {ours: float(frame[(theirs, "value")].iloc[0]) for theirs, ours in METRICS.items()}
+    print(json.dumps({"needs_calibration": bool(estimator.needs_calibration), "windows": out}))
+
+
+if __name__ == "__main__":
+    {"export": export, "estimate": estimate}[sys.argv[1]](*sys.argv[2:])
