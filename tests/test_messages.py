@@ -89,6 +89,17 @@ ALERTS = {
         [["Model", "card_fraud"], ["How bad", "0.14% of input rows quarantined (SLO 0.10%)"],
          ["predictions", "41 of 30,045 rows: duplicate:model_name/prediction_id (15), range:score (12)"]],
         playbook="data_incident"),
+    "estimated_performance_drop": alert(
+        "estimated_performance_drop", "card_fraud",
+        "card_fraud: estimated roc_auc 0.7702 is 4.5% worse than its reference 0.8065 (estimated from scores, "
+        "12.0% labeled so far)",
+        [["Model", "card_fraud"], ["How bad", "estimated roc_auc 0.7702, 95% interval [0.7651, 0.7753] vs the "
+                                              "reference's 0.8065 estimated the same way (realized 0.8067) (7-day window)"],
+         ["Change", "4.5% worse (tolerance 2.0%)"],
+         ["Evidence", "an estimate from the scores of 210,000 predictions, calibrated on the reference's labels; "
+                      "12.0% of them labeled so far"],
+         ["Labels", "when this window's labels are in (30 days), the realized figure confirms or withdraws this "
+                    "alert in its thread"]], severity="critical", playbook="mlwatch_estimated_drop"),
     "labels_stopped": alert(
         "labels_stopped", "card_fraud", "card_fraud: labels stopped arriving: recent days are 2.0% labeled, 41.0% expected",
         [["Model", "card_fraud"], ["How bad", "5 days of predictions 2.0% labeled where the reference period was 41.0% "
@@ -148,6 +159,17 @@ def test_update_resolved_and_digest_render_as_pinned(config):
     digest = messages.digest("#payments-ml-alerts", NIGHT, [drift], [ALERTS["labels_stopped"]], budget=10,
                              unchanged=[quiet])
     check("digest", messages.render_slack(digest))
+    for settlement, detail in (("confirmed", "the labels confirm it: card_fraud: roc_auc 0.7712 is 4.4% worse than its "
+                                             "reference 0.8067 (opened 2026-09-19)"),
+                               ("withdrawn", "the labels withdraw it: the realized roc_auc of the 7-day window ending "
+                                             "2026-09-12 is 0.8031 against the reference 0.8067, within tolerance")):
+        settled = dict(ALERTS["estimated_performance_drop"], status="resolved", resolved_on=NIGHT,
+                       settled_on=NIGHT + dt.timedelta(days=30), settlement=settlement, settlement_detail=detail)
+        message = messages.alert_settled(settled, config)
+        check(f"settled_{settlement}", {**messages.render_slack(message),
+                                        "thread_reply": messages.render_thread_reply(message)})
+        said = json.dumps(messages.render_slack(message))
+        assert f"{settlement.capitalize()} by labels: card_fraud: estimated roc_auc" in said and "RESOLVED" not in said
     assert "1 alert(s) over today's budget of 10" in digest.status
     assert "still drifting, unchanged: card_fraud merchant_category since 09-01 (12 nights)" in digest.status
 
