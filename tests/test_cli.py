@@ -176,7 +176,7 @@ def test_tables_are_documented_where_analysts_look(built):
     assert columns.returncode == 0 and "reference_value" in columns.stdout
     assert "The same metric over the model's reference period" in columns.stdout
     unknown = mlwatch("tables", "perf", cwd=folder)
-    assert unknown.returncode == 2 and "did you mean marts.performance?" in unknown.stderr
+    assert unknown.returncode == 2 and "did you mean marts.performance, marts.performance_estimated?" in unknown.stderr
     # Any SQL client sees the same descriptions: they are DuckDB's own comments.
     with duckdb.connect(str(built.warehouse), read_only=True) as con:
         undocumented = con.execute(
