@@ -158,3 +158,20 @@
 
 {% macro default__with_every_optimizer() -%}select 1{%- endmacro %}
 {% macro duckdb__with_every_optimizer() -%}reset disabled_optimizers{%- endmacro %}
+
+{#- Spark 4's join reordering stops on an assertion (ReorderJoin.createOrderedJoin) in
+    marts/performance_estimated.sql's joins when a run has no window to estimate (before a
+    reference period ends): that model turns the rule off for itself. -#}
+{% macro without_join_reordering() -%}
+    {{ return(adapter.dispatch('without_join_reordering', 'mlwatch')()) }}
+{%- endmacro %}
+
+{% macro default__without_join_reordering() -%}select 1{%- endmacro %}
+{% macro spark__without_join_reordering() -%}set spark.sql.optimizer.excludedRules = org.apache.spark.sql.catalyst.optimizer.ReorderJoin{%- endmacro %}
+
+{% macro with_join_reordering() -%}
+    {{ return(adapter.dispatch('with_join_reordering', 'mlwatch')()) }}
+{%- endmacro %}
+
+{% macro default__with_join_reordering() -%}select 1{%- endmacro %}
+{% macro spark__with_join_reordering() -%}reset spark.sql.optimizer.excludedRules{%- endmacro %}

@@ -2,7 +2,9 @@
     config(
         materialized='incremental',
         incremental_strategy='append',
-        pre_hook="{{ replace_range('window_end', first_window_end(), run_date()) }}",
+        pre_hook=["{{ replace_range('window_end', first_window_end(), run_date()) }}",
+                  "{{ without_join_reordering() }}"],
+        post_hook="{{ with_join_reordering() }}",
     )
 }}
 
