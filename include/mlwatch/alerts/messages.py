@@ -30,8 +30,6 @@ from mlwatch.formatting import model_label
 from mlwatch.warehouse import table_exists
 
 SEVERITY_MARK = {"critical": ":red_circle:", "warning": ":large_orange_circle:", "info": ":large_blue_circle:"}
-# The headline word of a settled estimate, from the first word of its status line.
-SETTLED_WORD = {"Confirmed": "Confirmed by labels", "Withdrawn": "Withdrawn by labels"}
 
 
 @dataclass(frozen=True)
@@ -209,7 +207,8 @@ def alert_settled(alert: dict[str, Any], config: Config) -> Message:
     confirmed = alert["settlement"] == "confirmed"
     return Message(
         message_id=f"{alert['alert_id']}:settled", channel=channel(config, alert), run_date=alert["settled_on"],
-        kind="alert_settled", headline=alert["title"], severity=alert["severity"] if confirmed else "info",
+        kind="alert_settled", headline=f"{'Confirmed' if confirmed else 'Withdrawn'} by labels: {alert['title']}",
+        severity=alert["severity"] if confirmed else "info",
         alert_id=alert["alert_id"],
         status=(f"{'Confirmed' if confirmed else 'Withdrawn'} on {_date(alert['settled_on'])}: "
                 f"{alert['settlement_detail']}"),
@@ -283,8 +282,8 @@ def render_slack(message: Message) -> dict[str, Any]:
     mark = ":white_check_mark:" if resolved else SEVERITY_MARK.get(message.severity, "")
     # A resolved message says so once, in its headline; the others carry their severity.
     label = None if resolved else message.severity.upper()
-    headline = message.headline if not resolved else \
-        f"{SETTLED_WORD.get(message.status.split(' ', 1)[0], 'Resolved') if message.kind == 'alert_settled' else 'Resolved'}: {message.headline}"
+    # A settled estimate's headline says how it was settled already (alert_settled).
+    headline = f"Resolved: {message.headline}" if message.kind == "alert_resolved" else message.headline
     marked = f"{mark} *{label}* · `{message.alert_id}`" if label else f"{mark} `{message.alert_id}`"
     blocks: list[dict[str, Any]] = [
         {"type": "header", "text": {"type": "plain_text", "text": headline[:150], "emoji": True}},

@@ -275,9 +275,9 @@ def _labels_judged(con, name: str, metric: str, dedupe_key: str, since: dt.date)
     row = con.execute(
         "SELECT coalesce("
         "(SELECT min(alert_id) FROM marts.alerts WHERE model_name = ? AND metric = ? AND status = 'open' "
-        " AND kind IN ('performance_drop', 'performance_drop_after_release')), "
+        " AND list_contains(?, kind)), "
         "(SELECT max(alert_id) FROM marts.alerts WHERE dedupe_key = ? AND settlement = 'withdrawn' "
-        " AND settled_on >= ?))", [name, metric, dedupe_key, since]).fetchone()
+        " AND settled_on >= ?))", [name, metric, list(REALIZED_DROP_KINDS), dedupe_key, since]).fetchone()
     return row[0] if row else None
 
 
@@ -639,6 +639,8 @@ RULES: dict[str, Rule] = {
 # What a critical feature's outage explains while it is inside the performance window:
 # the model's performance drops, the outage feature's own drift, and the score's drift.
 PERFORMANCE_KINDS = {"performance_drop", "performance_drop_after_release", "segment_performance_drop"}
+# The whole model's realized drops: what pages the performance SLO, and what confirms an estimate.
+REALIZED_DROP_KINDS = ("performance_drop", "performance_drop_after_release")
 # Estimates from the scores: explained by a feature outage as realized drops are, and
 # resolved, as they are, only after slos.performance.resolve_after_days clear nights.
 ESTIMATED_KINDS = {"estimated_performance_drop"}

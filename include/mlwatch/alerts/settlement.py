@@ -19,12 +19,10 @@ import datetime as dt
 
 import duckdb
 
-from mlwatch.alerts.rules import ESTIMATED_KINDS
+from mlwatch.alerts.rules import ESTIMATED_KINDS, REALIZED_DROP_KINDS
 from mlwatch.config import Config
 from mlwatch.metric_catalog import relative_degradation
 from mlwatch.warehouse import table_exists
-
-REALIZED_KINDS = ("performance_drop", "performance_drop_after_release")
 
 
 def settle(con: duckdb.DuckDBPyConnection, config: Config, run_date: dt.date) -> list[str]:
@@ -57,7 +55,7 @@ def _realized_alert(con, estimate_id: str, name: str, metric: str, since: dt.dat
     row = con.execute(
         "SELECT alert_id, title, first_seen, delivery FROM marts.alerts WHERE model_name = ? AND metric = ? "
         "AND list_contains(?, kind) AND first_seen BETWEEN ? AND ? ORDER BY first_seen, alert_id LIMIT 1",
-        [name, metric, list(REALIZED_KINDS), since, run_date]).fetchone()
+        [name, metric, list(REALIZED_DROP_KINDS), since, run_date]).fetchone()
     if row is None:
         return None
     realized_id, title, opened, delivery = row

@@ -166,7 +166,7 @@ def load(con: duckdb.DuckDBPyConnection, config: Config, day: dt.date) -> Report
 # The alert kinds that page each SLO of marts.slo_status when it is missed: the SLO rules'
 # own (evidence.SLO_OF_KIND), the whole model's performance drops, and labels that stopped.
 PAGED_BY = {slo: {kind} for kind, slo in evidence.SLO_OF_KIND.items()} | {
-    "performance": {"performance_drop", "performance_drop_after_release"},
+    "performance": set(rules.REALIZED_DROP_KINDS),
     "min_label_coverage": {"labels_stopped"}}
 
 
