@@ -100,11 +100,15 @@ def main() -> None:
         sys.exit(f"backfill failed:\n{done.stdout[-3000:]}\n{done.stderr[-3000:]}")
     reference_end = dt.date.fromisoformat(REFERENCE[1])
     ends = [e for e in month_ends(reference_end + dt.timedelta(days=WINDOW_DAYS), last)]
-    windows = [[str(e - dt.timedelta(days=WINDOW_DAYS - 1)), str(e)] for e in ends]
-    (args.work / "windows.json").write_text(json.dumps(windows))
-    theirs = json.loads(subprocess.run([str(python), str(HERE / "cbpe_nannyml.py"), "estimate", str(rows),
-                                        str(args.work / "windows.json")],
-                                       capture_output=True, text=True, check=True).stdout)
+    reference, windows = args.work / "reference.parquet", args.work / "windows.parquet"
+    duckdb.sql(f"COPY (SELECT score, y_pred, y_true FROM '{rows}' WHERE period = 'reference') TO '{reference}'")
+    ends_list = ", ".join(f"DATE '{e}'" for e in ends)
+    duckdb.sql(f"COPY (SELECT CAST(e.window_end AS VARCHAR) AS window, r.score, r.y_pred FROM '{rows}' AS r "
+               f"JOIN (SELECT unnest([{ends_list}]) AS window_end) AS e "
+               f"ON CAST(r.timestamp::TIMESTAMP AS DATE) BETWEEN e.window_end - {WINDOW_DAYS - 1} AND e.window_end) "
+               f"TO '{windows}'")
+    theirs = json.loads(subprocess.run([str(python), str(HERE / "cbpe_nannyml.py"), "estimate", str(reference),
+                                        str(windows)], capture_output=True, text=True, check=True).stdout)
     con = duckdb.connect(str(args.work / "warehouse" / "cbpe.duckdb"), read_only=True)
     results, worst = [], {}
     for end in ends:

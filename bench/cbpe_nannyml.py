@@ -1,12 +1,13 @@
 """The NannyML side of bench/cbpe_benchmark.py, run by bench/.venv-competitors' Python.
 
     python bench/cbpe_nannyml.py export ROWS.parquet
-    python bench/cbpe_nannyml.py estimate ROWS.parquet WINDOWS.json
+    python bench/cbpe_nannyml.py estimate REFERENCE.parquet WINDOWS.parquet
 
 export: NannyML's synthetic car loan dataset (reference and analysis, with the analysis
 targets) as one table: id, timestamp, score (y_pred_proba), y_pred, y_true, period.
-estimate: NannyML's CBPE fitted on the reference period, estimating each window of
-WINDOWS (a list of [first_day, last_day]); prints {window: {metric: value}} as JSON.
+estimate: NannyML's CBPE fitted on REFERENCE (score, y_pred, y_true), estimating each
+window of WINDOWS (window, score, y_pred); prints {window: {metric: value}} as JSON. The
+tests run it too (tests/test_performance_estimated.py), on the demo's rows.
 """
 
 import json
@@ -32,19 +33,17 @@ def export(path: str) -> None:
     rows[["id", "timestamp", "score", "y_pred", "y_true", "period"]].to_parquet(path, index=False)
 
 
-def estimate(path: str, windows_path: str) -> None:
-    rows = pd.read_parquet(path)
-    rows["day"] = pd.to_datetime(rows["timestamp"]).dt.date.astype(str)
-    reference = rows[rows["period"] == "reference"]
+def estimate(reference_path: str, windows_path: str) -> None:
+    reference = pd.read_parquet(reference_path)
+    windows = pd.read_parquet(windows_path)
     estimator = nml.CBPE(y_pred_proba="score", y_pred="y_pred", y_true="y_true",
                          problem_type="classification_binary", metrics=list(METRICS), chunk_number=1)
     estimator.fit(reference)
     out = {}
-    for first, last in json.load(open(windows_path)):
-        window = rows[(rows["day"] >= first) & (rows["day"] <= last)][["score", "y_pred"]].reset_index(drop=True)
-        frame = estimator.estimate(window).to_df()
-        frame = frame[frame[("chunk", "period")] == "analysis"]
-        out[last] = {ours: float(frame[(theirs, "value")].iloc[0]) for theirs, ours in METRICS.items()}
+    for window, rows in windows.groupby("window"):
+        frame = estimator.estimate(rows[["score", "y_pred"]].reset_index(drop=True)).to_df()
+        frame = frame[frame[("chunk", "period")] == "analysis"]   # the result repeats the reference's chunk
+        out[str(window)] = {ours: float(frame[(theirs, "value")].iloc[0]) for theirs, ours in METRICS.items()}
     print(json.dumps({"needs_calibration": bool(estimator.needs_calibration), "windows": out}))
 
 

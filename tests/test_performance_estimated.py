@@ -51,7 +51,7 @@ def estimates(config, days, end, segment="__all__", value="__all__") -> dict[str
 @pytest.fixture(scope="module")
 def nannyml(fraud_rows, tmp_path_factory):
     """NannyML's CBPE fitted on the reference's labeled rows, estimating each of WINDOWS
-    (whole model, and country=US), as tests/cbpe_reference.py prints it."""
+    (whole model, and country=US), as bench/cbpe_nannyml.py prints it."""
     sys.path.insert(0, str(BENCH))
     try:
         python = importlib.import_module("run").competitors_python()
@@ -67,7 +67,7 @@ def nannyml(fraud_rows, tmp_path_factory):
         parts.append(part.assign(window=f"{days}|{end}|__all__"))
         parts.append(part[part["country"] == "US"].assign(window=f"{days}|{end}|US"))
     pd.concat(parts)[["window", "score", "y_pred"]].to_parquet(folder / "windows.parquet")
-    done = subprocess.run([str(python), str(Path(__file__).with_name("cbpe_reference.py")),
+    done = subprocess.run([str(python), str(BENCH / "cbpe_nannyml.py"), "estimate",
                            str(folder / "reference.parquet"), str(folder / "windows.parquet")],
                           capture_output=True, text=True, check=True)
     return json.loads(done.stdout)
