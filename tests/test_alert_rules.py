@@ -181,3 +181,63 @@ def test_a_missed_performance_slo_that_is_not_paged_says_which_evidence_held_it_
                               "reference 0.8200, so the drop may be noise")
     assert reasons[clear] is None
     assert reasons[thin] == "not paged: 60 labeled predictions in the 3-day window, the rule needs 100"
+
+
+# --- one page per incident: drift with impact joins the drop it causes ----------------------------------
+
+def drift_candidate(feature, kind="drift_with_impact"):
+    return rules.Candidate(kind=kind, model_name="toy", dedupe_key=f"{kind}|toy|{feature}", severity="warning",
+                           title=f"toy: {feature} drifted", run_date=NIGHT,
+                           evidence={"facts": [("Feature", feature)], "feature": feature})
+
+
+def drop_candidate(kind="estimated_performance_drop"):
+    return rules.Candidate(kind=kind, model_name="toy", dedupe_key=f"{kind}|toy|roc_auc|3d", severity="warning",
+                           title="toy: estimated roc_auc is 5% worse", run_date=NIGHT, metric="roc_auc",
+                           value=0.76, reference_value=0.80, evidence={"facts": [("Model", "toy")]})
+
+
+def segment_candidate(value, country):
+    return rules.Candidate(kind="segment_performance_drop", model_name="toy", dedupe_key=f"segment|toy|{country}",
+                           severity="warning", title=f"toy: country={country} is worse", run_date=NIGHT,
+                           model_version="1.0", segment="country", segment_value=country, metric="roc_auc",
+                           value=value, reference_value=0.80, evidence={"facts": []})
+
+
+def test_drift_with_impact_is_evidence_of_the_drop_it_causes_not_a_page_of_its_own(warehouse):
+    tonight = [drop_candidate(), drift_candidate("merchant"), drift_candidate("__score__"),
+               drift_candidate("session", kind="drift")]
+    with duckdb.connect(str(warehouse.warehouse), read_only=True) as con:
+        drop, merchant, score, session = rules.correlate(con, warehouse, NIGHT, tonight)
+    assert merchant.suppressed_by == score.suppressed_by == drop.dedupe_key
+    assert session.suppressed_by is None and drop.suppressed_by is None      # the digest keeps what has no impact
+    said = dict(drop.evidence["facts"])["Drifted with it"]
+    assert said.startswith("merchant, the score, moving the score: the likely cause") and "session" not in said
+    # Without a drop of the model, drift with impact pages on its own.
+    with duckdb.connect(str(warehouse.warehouse), read_only=True) as con:
+        alone = rules.correlate(con, warehouse, NIGHT, [drift_candidate("merchant")])
+    assert alone[0].suppressed_by is None
+
+
+def test_an_open_drop_also_takes_tonights_drift_with_impact(warehouse):
+    from mlwatch.alerts.lifecycle import ensure_tables
+
+    with duckdb.connect(str(warehouse.warehouse)) as con:
+        con.execute("CREATE SCHEMA ops")
+        ensure_tables(con)
+        con.execute("INSERT INTO marts.alerts (alert_id, dedupe_key, model_name, kind, status, first_seen, last_seen, "
+                    "severity, title) VALUES ('mlw-1', 'performance_drop|toy|roc_auc|3d', 'toy', 'performance_drop', "
+                    "'open', ?, ?, 'warning', 'toy: roc_auc is 5% worse')",
+                    [NIGHT - dt.timedelta(days=2), NIGHT - dt.timedelta(days=1)])
+    with duckdb.connect(str(warehouse.warehouse), read_only=True) as con:
+        [drift] = rules.correlate(con, warehouse, NIGHT, [drift_candidate("merchant")])
+    assert drift.suppressed_by == "performance_drop|toy|roc_auc|3d"
+
+
+def test_a_segment_drop_like_the_whole_models_is_part_of_it_a_far_worse_one_pages(warehouse):
+    # The whole model is 5% worse: a segment 7.5% worse is the same drop in a slice; 15% worse is its own story.
+    tonight = [drop_candidate(), segment_candidate(0.74, "US"), segment_candidate(0.68, "BR")]
+    with duckdb.connect(str(warehouse.warehouse), read_only=True) as con:
+        drop, us, br = rules.correlate(con, warehouse, NIGHT, tonight)
+    assert us.suppressed_by == drop.dedupe_key and br.suppressed_by is None
+    assert dict(drop.evidence["facts"])["Segments"].startswith("1.0 country=US dropped with it")

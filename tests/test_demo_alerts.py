@@ -1,6 +1,7 @@
 """The demo's incidents, replayed night by night as the nightly DAG would run them: each
-raises exactly one alert of the right kind on the right night with the right playbook;
-the covariate drift only reaches the digest; the other nights page nobody."""
+raises exactly one alert of the right kind on the right night with the right playbook
+(the estimate's confirmation by its labels is a reply in its thread); the covariate drift
+only reaches the digest; the other nights page nobody."""
 
 import datetime as dt
 
@@ -49,6 +50,7 @@ def replayed(replay):
 
 EXPECTED = {
     # incident: (kind, model, first night, playbook)
+    "promotion_shift": ("estimated_performance_drop", "card_fraud", None, "mlwatch_estimated_drop"),
     "dirty_export": ("data_loss", "card_fraud", inc.DIRTY_EXPORT.first_day(), "data_incident"),
     "release_degrades_segment": ("segment_performance_drop", "card_fraud", None, "review"),
     "feature_outage": ("coverage_drop", "card_fraud", inc.FEATURE_OUTAGE.first_day(), "data_incident"),
@@ -57,8 +59,14 @@ EXPECTED = {
 }
 
 
+def pages(alerts):
+    """The alerts that started a Slack thread: one per incident. The realized drop that confirms
+    an estimate is a reply in the estimate's thread."""
+    return [a for a in alerts if a["status"] != "digest" and a["kind"] != "drift" and a["thread_alert_id"] is None]
+
+
 def test_each_incident_pages_once_with_its_playbook_and_nothing_else_pages(replayed):
-    paged = [a for a in replayed if a["status"] != "digest" and a["kind"] != "drift"]
+    paged = pages(replayed)
     assert sorted((a["kind"], a["model_name"]) for a in paged) == \
         sorted((kind, model) for kind, model, _, _ in EXPECTED.values())
     for kind, model, first, playbook in EXPECTED.values():
@@ -67,6 +75,25 @@ def test_each_incident_pages_once_with_its_playbook_and_nothing_else_pages(repla
         if first:
             assert alert["first_seen"] == first, kind
         assert alert["delivery"] == "message" and alert["notified_at"] is not None, kind
+
+
+def test_the_promotion_is_flagged_by_the_estimate_while_its_labels_lag_and_the_labels_confirm_it(replayed):
+    [estimate] = [a for a in replayed if a["kind"] == "estimated_performance_drop"]
+    first = inc.PROMOTION_SHIFT.first_day()
+    assert first <= estimate["first_seen"] <= first + dt.timedelta(days=6)            # within 7 nights
+    assert "estimated from scores" in estimate["title"]
+    # Its drifted features are its evidence, not pages of their own; before the estimate
+    # showed an effect they were digest items.
+    assert "Drifted with it" in estimate["evidence"] and "merchant_category" in estimate["evidence"]
+    assert not [a for a in replayed if a["kind"] == "drift_with_impact"]
+    early = {a["title"].split(": ")[1].split(" drifted")[0] for a in replayed
+             if a["kind"] == "drift" and a["first_seen"] == first}
+    assert {"merchant_category", "__score__"} <= early
+    # The labels land: a realized drop opens in the estimate's thread and confirms it.
+    [realized] = [a for a in replayed if a["thread_alert_id"] is not None]
+    assert (realized["kind"], realized["thread_alert_id"]) == ("performance_drop", estimate["alert_id"])
+    assert realized["first_seen"] >= estimate["first_seen"]
+    assert (estimate["settlement"], estimate["status"]) == ("confirmed", "resolved")
 
 
 def test_the_quiet_segment_drop_is_found_after_the_release_in_its_segment(replayed):
@@ -87,10 +114,9 @@ def test_incidents_that_end_resolve(replayed):
 
 
 def test_the_covariate_drift_only_reaches_the_digest(replayed):
-    drift = [a for a in replayed if a["kind"] in ("drift", "drift_with_impact")]
+    drift = [a for a in replayed if "session_length_s" in a["title"]]
     assert [(a["kind"], a["status"], a["first_seen"]) for a in drift] == \
         [("drift", "digest", inc.COVARIATE_DRIFT.first_day())]
-    assert "session_length_s" in drift[0]["title"]
 
 
 def test_the_time_to_decision_breach_names_the_constraint_stage(replayed):
@@ -105,6 +131,6 @@ def test_every_incidents_command_runs_on_the_replayed_warehouse(replay, tmp_path
     """Each paging alert's command to act and first-look query, pasted into a shell as its
     message shows them, succeed on (a copy of) the warehouse they were raised on."""
     config, alerts = replay
-    paged = [a for a in alerts if a["status"] != "digest" and a["kind"] != "drift"]
+    paged = pages(alerts)
     ran = run_alert_commands(config, paged, tmp_path)
     assert set(ran) == {kind for kind, _, _, _ in EXPECTED.values()}

@@ -178,9 +178,14 @@ def test_demo_stable_period_raises_no_drift(demo_warehouse):
 
     for window in (1, 7, 30):
         for end, feature, _ in drifted(demo_warehouse, "card_fraud", window):
-            # Only the incidents drift: the outage's defaults and the covariate drift.
-            assert (feature == "account_age_days" and inc.FEATURE_OUTAGE.first_day() <= end
-                    <= inc.FEATURE_OUTAGE.last_day() + dt.timedelta(days=window - 1)) \
+            # Only the incidents drift: the promotion's payments and the scores they get, the
+            # outage's defaults and the covariate drift.
+            def during(incident):
+                return incident.first_day() <= end <= incident.last_day() + dt.timedelta(days=window - 1)
+
+            assert (feature in ("merchant_category", "amount_usd", "account_age_days", "__score__")
+                    and during(inc.PROMOTION_SHIFT)) \
+                or (feature == "account_age_days" and during(inc.FEATURE_OUTAGE)) \
                 or (feature == "session_length_s" and end >= inc.COVARIATE_DRIFT.first_day()), (window, end, feature)
         assert drifted(demo_warehouse, "delivery_eta", window) == []
 

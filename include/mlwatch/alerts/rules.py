@@ -599,7 +599,7 @@ def drift(con: duckdb.DuckDBPyConnection, config: Config, run_date: dt.date) -> 
     found = []
     for name in sorted(config.models):
         rows = _rows(con, "SELECT feature, window_days, method, statistic, effect_size, threshold, score_impact, impact, "
-                          "has_impact FROM marts.drift WHERE model_name = ? AND window_end = ? AND is_drifted "
+                          "has_impact, moves_score, estimated_performance_moved FROM marts.drift WHERE model_name = ? AND window_end = ? AND is_drifted "
                           "ORDER BY feature, window_days, method", [name, run_date])
         for feature in sorted({r["feature"] for r in rows}):
             mine = [r for r in rows if r["feature"] == feature]
@@ -607,8 +607,9 @@ def drift(con: duckdb.DuckDBPyConnection, config: Config, run_date: dt.date) -> 
             methods = ", ".join(f"{r['method']} {r['statistic']:.3g} ({r['window_days']}d)" for r in mine[:6])
             impact = with_impact[0]["impact"] if with_impact else None
             kind = "drift_with_impact" if with_impact else "drift"
-            moved = "the model's performance moved in the same window" if impact == "performance" else \
-                "the score moved with it (labels are not in yet)" if impact == "score" else \
+            held = any(r["estimated_performance_moved"] is False and (r["moves_score"] or feature == "__score__")
+                       for r in mine)
+            moved = IMPACT_WORDS[impact] if impact else IMPACT_WORDS["estimate_held"] if held else \
                 "no measured effect on the score or performance"
             # How strong: the largest effect as a multiple of its threshold (the digest relists an item when it moves).
             ratios = [r["effect_size"] / r["threshold"] for r in mine if r["effect_size"] is not None and r["threshold"]]
@@ -621,6 +622,15 @@ def drift(con: duckdb.DuckDBPyConnection, config: Config, run_date: dt.date) -> 
                           "feature": feature},
             ))
     return found
+
+
+IMPACT_WORDS = {
+    "performance": "the model's performance moved in the same window",
+    "estimated_performance": "the performance estimated from the scores dropped beyond tolerance (labels are not in yet)",
+    "score": "the score moved with it (labels are not in yet, and no reliable estimate from the scores)",
+    "estimate_held": "it moves the score, but the performance estimated from the scores holds its SLO (labels are not "
+                     "in yet)",
+}
 
 
 RULES: dict[str, Rule] = {
@@ -670,6 +680,78 @@ def correlate(con: duckdb.DuckDBPyConnection, config: Config, run_date: dt.date,
             feature = c.evidence.get("feature")
             cause = down.get(feature) or (sorted(down.values())[0] if feature == "__score__" else None)
         result.append(replace(c, suppressed_by=cause) if cause else c)
+    return _drop_takes_its_parts(con, config, run_date, result)
+
+
+# The whole model's drops, realized or estimated: once one pages, the model's drift with
+# impact is its likely cause and its segments' drops are its parts.
+MODEL_DROP_KINDS = (*REALIZED_DROP_KINDS, *ESTIMATED_KINDS)
+# A segment this many times worse than the whole model (relative drops) is its own story.
+SEGMENT_OWN_STORY = 2.0
+
+
+def _drop_takes_its_parts(con: duckdb.DuckDBPyConnection, config: Config, run_date: dt.date,
+                          candidates: list[Candidate]) -> list[Candidate]:
+    """One page per incident. While a model's whole-model drop is open or pages tonight, its
+    drift with impact (the likely cause) and its segments' drops no worse than twice the
+    whole model's (the same drop seen in a slice) open no alert of their own; the drop's
+    message names them. A segment far worse than the whole model still pages: a release that
+    breaks one country is news even while the model as a whole is down."""
+    drops: dict[str, tuple[str, float | None]] = {}     # model -> (drop's dedupe key, its relative degradation)
+
+    def degradation(name: str, metric: str | None, value, reference) -> float | None:
+        if metric is None or value is None or reference is None:
+            return None
+        return relative_degradation(config.models[name].task, metric, value, reference)
+
+    for c in candidates:
+        if c.kind in MODEL_DROP_KINDS and not c.suppressed_by and c.model_name in config.models:
+            drops.setdefault(c.model_name, (c.dedupe_key, degradation(c.model_name, c.metric, c.value,
+                                                                      c.reference_value)))
+    if table_exists(con, "marts", "alerts"):
+        for name, key, metric, value, reference in con.execute(
+                "SELECT model_name, dedupe_key, metric, value, reference_value FROM marts.alerts "
+                "WHERE status = 'open' AND list_contains(?, kind) ORDER BY first_seen, dedupe_key",
+                [list(MODEL_DROP_KINDS)]).fetchall():
+            if name in config.models:
+                drops.setdefault(name, (key, degradation(name, metric, value, reference)))
+
+    def part_of_drop(c: Candidate) -> bool:
+        if c.model_name not in drops or c.suppressed_by:
+            return False
+        if c.kind == "drift_with_impact":
+            return True
+        if c.kind != "segment_performance_drop":
+            return False
+        whole = drops[c.model_name][1]
+        mine = degradation(c.model_name, c.metric, c.value, c.reference_value)
+        return whole is not None and mine is not None and mine <= SEGMENT_OWN_STORY * whole
+
+    parts: dict[str, dict[str, list[str]]] = {}
+    for c in candidates:
+        if part_of_drop(c):
+            said = parts.setdefault(c.model_name, {"drift": [], "segments": []})
+            if c.kind == "drift_with_impact":
+                feature = c.evidence["feature"]
+                said["drift"].append("the score" if feature == "__score__" else feature)
+            else:
+                said["segments"].append(f"{c.model_version} {c.segment}={c.segment_value}")
+    result = []
+    for c in candidates:
+        if part_of_drop(c):
+            c = replace(c, suppressed_by=drops[c.model_name][0])
+        elif c.kind in MODEL_DROP_KINDS and not c.suppressed_by and parts.get(c.model_name) \
+                and drops[c.model_name][0] == c.dedupe_key:
+            said = parts[c.model_name]
+            facts = list(c.evidence["facts"])
+            if said["drift"]:
+                facts.append(("Drifted with it", f"{', '.join(sorted(set(said['drift'])))}, moving the score: the "
+                                                 f"likely cause (marts.drift, window_end = {run_date})"))
+            if said["segments"]:
+                facts.append(("Segments", f"{', '.join(sorted(said['segments']))} dropped with it (the same drop "
+                                          "seen in a slice, not paged apart)"))
+            c = replace(c, evidence={**c.evidence, "facts": facts})
+        result.append(c)
     return result
 
 

@@ -13,6 +13,7 @@ regenerated alone and a smaller data set (fewer rows per day) keeps the incident
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import json
 from dataclasses import dataclass
 from pathlib import Path
@@ -180,18 +181,21 @@ def card_fraud_day(spec: DemoSpec, offset: int, wait: np.ndarray) -> tuple[pd.Da
     if offset >= inc.COVARIATE_DRIFT.first_offset:
         session = session * 1.6
 
-    age_term = -0.9 * (np.log1p(age) - 6.0)
-    z = (-3.4 + 0.6 * (np.log(amount) - 3.5) + age_term
-         + pd.Series(merchant).map(MERCHANT_RISK).to_numpy()
-         + pd.Series(device).map(DEVICE_RISK).to_numpy()
-         + pd.Series(country).map(COUNTRY_RISK).to_numpy())
+    promo = None
+    if inc.PROMOTION_SHIFT.covers(spec.day(offset), spec.start, spec.days):
+        promo, merchant, amount, age = _promotion(spec, offset, merchant, amount, age)
+
+    age_term = _age_term(age)
+    z = _fraud_logit(amount, age, merchant, device, country)
     outcome = (rng.random(n) < _sigmoid(z)).astype(int)
 
     version = np.full(n, "1.4.0", dtype=object)
     if offset >= inc.RELEASE.first_offset:
         canary_share = 0.1 if offset < inc.RELEASE.first_offset + 2 else 1.0
         version[rng.random(n) < canary_share] = "1.5.0"
-    estimate = z + rng.normal(0, 0.8, size=n)
+    estimate = z + rng.normal(0, MODEL_NOISE, size=n)
+    if promo is not None:
+        estimate, outcome = _promotion_outcomes(spec, offset, promo, z, estimate, outcome)
     if inc.FEATURE_OUTAGE.covers(spec.day(offset), spec.start, spec.days):
         outage = rng.random(n) < 0.35
         age = np.where(outage, -1, age)
@@ -219,6 +223,61 @@ def card_fraud_day(spec: DemoSpec, offset: int, wait: np.ndarray) -> tuple[pd.Da
         "session_length_s": np.round(session, 1),
     })
     return frame, outcome
+
+
+# How far the model's logit strays from the true one (the model's error).
+MODEL_NOISE = 0.8
+PROMOTION_SHARE = 0.4
+
+
+def _age_term(age: np.ndarray) -> np.ndarray:
+    return -0.9 * (np.log1p(age) - 6.0)
+
+
+def _fraud_logit(amount, age, merchant, device, country) -> np.ndarray:
+    """The true log-odds of fraud given the features."""
+    return (-3.4 + 0.6 * (np.log(amount) - 3.5) + _age_term(age)
+            + pd.Series(merchant).map(MERCHANT_RISK).to_numpy()
+            + pd.Series(device).map(DEVICE_RISK).to_numpy()
+            + pd.Series(country).map(COUNTRY_RISK).to_numpy())
+
+
+def _promotion(spec: DemoSpec, offset: int, merchant: np.ndarray, amount: np.ndarray, age: np.ndarray):
+    """The promotion's payments replace a share of the day's: gaming, about $55, accounts about a
+    year old. Drawn from a stream of their own, so the rest of the day is the same as without it."""
+    rng = _rng(spec, 3, offset)
+    n = len(merchant)
+    promo = rng.random(n) < PROMOTION_SHARE
+    merchant = np.where(promo, "gaming", merchant).astype(object)
+    amount = np.where(promo, np.round(np.exp(rng.normal(4.0, 0.3, size=n)), 2), amount)
+    age = np.where(promo, np.round(np.exp(rng.normal(np.log(365), 0.3, size=n))), age)
+    return promo, merchant, amount, age
+
+
+def _promotion_outcomes(spec: DemoSpec, offset: int, promo: np.ndarray, z: np.ndarray,
+                        estimate: np.ndarray, outcome: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The promotion's payments are exactly as risky as the model's scores say, by the scores'
+    calibration over the usual traffic: the odds of fraud given the score do not change (the
+    covariate shift an estimate from the scores is built for). They sit in a narrow band of
+    scores where fraud and honest payments overlap, which is what lowers ROC AUC."""
+    rng = _rng(spec, 4, offset)
+    logit = z + rng.normal(0, MODEL_NOISE, size=len(z))
+    grid, odds = _score_calibration()
+    fraud = (rng.random(len(z)) < np.interp(logit, grid, odds)).astype(int)
+    return np.where(promo, logit, estimate), np.where(promo, fraud, outcome)
+
+
+@functools.lru_cache(maxsize=1)
+def _score_calibration() -> tuple[np.ndarray, np.ndarray]:
+    """P(fraud | the model's logit) over the usual traffic (a fixed sample of a day without
+    incidents): the mean true probability of the payments whose logit, plus the model's error,
+    lands there."""
+    frame, _ = card_fraud_day(DemoSpec(fraud_per_day=20_000), 0, np.zeros(SLOTS))
+    z = _fraud_logit(frame["amount_usd"].to_numpy(), frame["account_age_days"].to_numpy(), frame["merchant_category"],
+                     frame["device_type"], frame["country"])
+    grid = np.linspace(-9.0, 5.0, 561)
+    weights = np.exp(-0.5 * ((grid[:, None] - z[None, :]) / MODEL_NOISE) ** 2)
+    return grid, (weights * _sigmoid(z)[None, :]).sum(axis=1) / weights.sum(axis=1)
 
 
 def delivery_eta_day(spec: DemoSpec, offset: int, wait: np.ndarray) -> tuple[pd.DataFrame, np.ndarray]:

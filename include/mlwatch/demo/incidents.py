@@ -42,6 +42,18 @@ RELEASE = Incident(
     "card_fraud 1.5.0 (canary on 2026-08-31, all traffic from 2026-09-02) ranks much worse in "
     "country=BR; other countries are unaffected and the overall drop stays inside tolerance",
 )
+# 2026-08-22 .. 2026-08-30, right after the reference period: a gaming partner's top-up
+# promotion makes 40% of card_fraud traffic mid-size gaming payments from year-old accounts.
+# The model is unchanged and its scores stay calibrated (the odds of fraud given the score
+# are what they were: a covariate shift), but these payments crowd a narrow band of scores
+# where fraud and honest payments overlap, so ROC AUC falls about 4% and accuracy about 3
+# points. The estimate from the scores can see it while the chargebacks lag; the release's
+# canary (RELEASE) ends the period in which the estimate is reliable, hence the dates.
+PROMOTION_SHIFT = Incident(
+    "promotion_shift", "card_fraud", "estimated_performance_drop", 21, 29,
+    "a gaming top-up promotion: 40% of card_fraud traffic is mid-size gaming payments from year-old "
+    "accounts, scored where the model is unsure; ROC AUC falls about 4% while the chargebacks lag",
+)
 # 2026-09-10 .. 2026-09-12: account_age_days arrives as its default (-1) for 35% of traffic.
 FEATURE_OUTAGE = Incident(
     "feature_outage", "card_fraud", "coverage_drop", 40, 42,
@@ -75,7 +87,7 @@ DIRTY_EXPORT = Incident(
     "event, malformed lines",
 )
 
-INCIDENTS = [RELEASE, FEATURE_OUTAGE, COVARIATE_DRIFT, COST_SPIKE, STAGE_SATURATION, DIRTY_EXPORT]
+INCIDENTS = [PROMOTION_SHIFT, RELEASE, FEATURE_OUTAGE, COVARIATE_DRIFT, COST_SPIKE, STAGE_SATURATION, DIRTY_EXPORT]
 
 # Every dirty row the generator writes at the demo's full volume, by (feed, day offset) and
 # the first rule it breaks. Quarantine must hold exactly these (dirty_rows); nothing else
