@@ -3,6 +3,7 @@ most degraded significant segment and listing the others it overlaps with."""
 
 import datetime as dt
 import subprocess
+from dataclasses import replace
 
 import duckdb
 import pytest
@@ -197,11 +198,11 @@ def drop_candidate(kind="estimated_performance_drop"):
                            value=0.76, reference_value=0.80, evidence={"facts": [("Model", "toy")]})
 
 
-def segment_candidate(value, country):
-    return rules.Candidate(kind="segment_performance_drop", model_name="toy", dedupe_key=f"segment|toy|{country}",
-                           severity="warning", title=f"toy: country={country} is worse", run_date=NIGHT,
-                           model_version="1.0", segment="country", segment_value=country, metric="roc_auc",
-                           value=value, reference_value=0.80, evidence={"facts": []})
+def segment_candidate(version, country):
+    return rules.Candidate(kind="segment_performance_drop", model_name="toy", dedupe_key=f"segment|toy|{version}",
+                           severity="warning", title=f"toy {version}: country={country} is worse", run_date=NIGHT,
+                           model_version=version, segment="country", segment_value=country, metric="roc_auc",
+                           value=0.70, reference_value=0.80, evidence={"facts": []})
 
 
 def test_drift_with_impact_is_evidence_of_the_drop_it_causes_not_a_page_of_its_own(warehouse):
@@ -234,10 +235,12 @@ def test_an_open_drop_also_takes_tonights_drift_with_impact(warehouse):
     assert drift.suppressed_by == "performance_drop|toy|roc_auc|3d"
 
 
-def test_a_segment_drop_like_the_whole_models_is_part_of_it_a_far_worse_one_pages(warehouse):
-    # The whole model is 5% worse: a segment 7.5% worse is the same drop in a slice; 15% worse is its own story.
-    tonight = [drop_candidate(), segment_candidate(0.74, "US"), segment_candidate(0.68, "BR")]
+def test_a_segment_drop_of_a_version_serving_before_the_drop_is_part_of_it_a_later_release_pages(warehouse):
+    # The whole model has been down since 03-10: version 1.0 served before (its segments' drops
+    # are the same drop in slices); 2.0 was first served on 03-15, after the drop began.
+    drop = replace(drop_candidate(), since=dt.date(2026, 3, 10))
     with duckdb.connect(str(warehouse.warehouse), read_only=True) as con:
-        drop, us, br = rules.correlate(con, warehouse, NIGHT, tonight)
-    assert us.suppressed_by == drop.dedupe_key and br.suppressed_by is None
+        drop, old, new = rules.correlate(con, warehouse, NIGHT, [drop, segment_candidate("1.0", "US"),
+                                                                 segment_candidate("2.0", "BR")])
+    assert old.suppressed_by == drop.dedupe_key and new.suppressed_by is None
     assert dict(drop.evidence["facts"])["Segments"].startswith("1.0 country=US dropped with it")

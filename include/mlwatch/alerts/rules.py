@@ -616,7 +616,7 @@ def drift(con: duckdb.DuckDBPyConnection, config: Config, run_date: dt.date) -> 
             found.append(Candidate(
                 kind=kind, model_name=name, dedupe_key=f"{kind}|{name}|{feature}",
                 severity="warning" if with_impact else "info",
-                title=f"{name}: {feature} drifted" + (f" with impact on {impact}" if impact else " (no measured impact)"),
+                title=f"{name}: {feature} drifted" + (f" with impact on {impact.replace('_', ' ')}" if impact else " (no measured impact)"),
                 run_date=run_date, metric=f"drift:{feature}", value=round(max(ratios), 6) if ratios else None,
                 evidence={"facts": [("Model", name), ("Feature", feature), ("Drift", methods), ("Impact", moved)],
                           "feature": feature},
@@ -627,7 +627,7 @@ def drift(con: duckdb.DuckDBPyConnection, config: Config, run_date: dt.date) -> 
 IMPACT_WORDS = {
     "performance": "the model's performance moved in the same window",
     "estimated_performance": "the performance estimated from the scores dropped beyond tolerance (labels are not in yet)",
-    "score": "the score moved with it (labels are not in yet, and no reliable estimate from the scores)",
+    "score": "the score moved with it (labels are not in yet)",
     "estimate_held": "it moves the score, but the performance estimated from the scores holds its SLO (labels are not "
                      "in yet)",
 }
@@ -686,35 +686,34 @@ def correlate(con: duckdb.DuckDBPyConnection, config: Config, run_date: dt.date,
 # The whole model's drops, realized or estimated: once one pages, the model's drift with
 # impact is its likely cause and its segments' drops are its parts.
 MODEL_DROP_KINDS = (*REALIZED_DROP_KINDS, *ESTIMATED_KINDS)
-# A segment this many times worse than the whole model (relative drops) is its own story.
-SEGMENT_OWN_STORY = 2.0
 
 
 def _drop_takes_its_parts(con: duckdb.DuckDBPyConnection, config: Config, run_date: dt.date,
                           candidates: list[Candidate]) -> list[Candidate]:
     """One page per incident. While a model's whole-model drop is open or pages tonight, its
-    drift with impact (the likely cause) and its segments' drops no worse than twice the
-    whole model's (the same drop seen in a slice) open no alert of their own; the drop's
-    message names them. A segment far worse than the whole model still pages: a release that
-    breaks one country is news even while the model as a whole is down."""
-    drops: dict[str, tuple[str, float | None]] = {}     # model -> (drop's dedupe key, its relative degradation)
-
-    def degradation(name: str, metric: str | None, value, reference) -> float | None:
-        if metric is None or value is None or reference is None:
-            return None
-        return relative_degradation(config.models[name].task, metric, value, reference)
-
+    drift with impact (the likely cause) and the segment drops of versions that served before
+    it began (the same drop seen in slices) open no alert of their own; the drop's message
+    names them. A version first served after the drop began is its own story (a release that
+    breaks one country pages even while the model as a whole is down)."""
+    drops: dict[str, tuple[str, dt.date]] = {}          # model -> (the drop's dedupe key, first day of its streak)
     for c in candidates:
-        if c.kind in MODEL_DROP_KINDS and not c.suppressed_by and c.model_name in config.models:
-            drops.setdefault(c.model_name, (c.dedupe_key, degradation(c.model_name, c.metric, c.value,
-                                                                      c.reference_value)))
+        if c.kind in MODEL_DROP_KINDS and not c.suppressed_by:
+            drops.setdefault(c.model_name, (c.dedupe_key, c.since or c.run_date))
     if table_exists(con, "marts", "alerts"):
-        for name, key, metric, value, reference in con.execute(
-                "SELECT model_name, dedupe_key, metric, value, reference_value FROM marts.alerts "
+        for name, key, began in con.execute(
+                "SELECT model_name, dedupe_key, coalesce(since, first_seen) FROM marts.alerts "
                 "WHERE status = 'open' AND list_contains(?, kind) ORDER BY first_seen, dedupe_key",
                 [list(MODEL_DROP_KINDS)]).fetchall():
-            if name in config.models:
-                drops.setdefault(name, (key, degradation(name, metric, value, reference)))
+            drops.setdefault(name, (key, began))
+    first_served: dict[str, dict[str, dt.date]] = {}
+
+    def served_since(name: str, version: str | None) -> dt.date | None:
+        if name not in first_served:
+            first_served[name] = dict(con.execute(
+                "SELECT model_version, min(_partition_date) FROM raw.predictions WHERE model_name = ? "
+                "AND _partition_date <= ? GROUP BY 1", [name, run_date]).fetchall()) \
+                if table_exists(con, "raw", "predictions") else {}
+        return first_served[name].get(version)
 
     def part_of_drop(c: Candidate) -> bool:
         if c.model_name not in drops or c.suppressed_by:
@@ -723,9 +722,8 @@ def _drop_takes_its_parts(con: duckdb.DuckDBPyConnection, config: Config, run_da
             return True
         if c.kind != "segment_performance_drop":
             return False
-        whole = drops[c.model_name][1]
-        mine = degradation(c.model_name, c.metric, c.value, c.reference_value)
-        return whole is not None and mine is not None and mine <= SEGMENT_OWN_STORY * whole
+        first = served_since(c.model_name, c.model_version)
+        return first is not None and first < drops[c.model_name][1]
 
     parts: dict[str, dict[str, list[str]]] = {}
     for c in candidates:
@@ -740,8 +738,7 @@ def _drop_takes_its_parts(con: duckdb.DuckDBPyConnection, config: Config, run_da
     for c in candidates:
         if part_of_drop(c):
             c = replace(c, suppressed_by=drops[c.model_name][0])
-        elif c.kind in MODEL_DROP_KINDS and not c.suppressed_by and parts.get(c.model_name) \
-                and drops[c.model_name][0] == c.dedupe_key:
+        elif c.kind in MODEL_DROP_KINDS and parts.get(c.model_name):
             said = parts[c.model_name]
             facts = list(c.evidence["facts"])
             if said["drift"]:
