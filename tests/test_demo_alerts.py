@@ -92,7 +92,7 @@ def test_the_promotion_is_flagged_by_the_estimate_while_its_labels_lag_and_the_l
     # The labels land: a realized drop opens in the estimate's thread and confirms it.
     [realized] = [a for a in replayed if a["thread_alert_id"] is not None]
     assert (realized["kind"], realized["thread_alert_id"]) == ("performance_drop", estimate["alert_id"])
-    assert realized["first_seen"] >= estimate["first_seen"]
+    assert realized["first_seen"] > estimate["first_seen"]                            # the estimate came first
     assert (estimate["settlement"], estimate["status"]) == ("confirmed", "resolved")
 
 
