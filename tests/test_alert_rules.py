@@ -244,3 +244,21 @@ def test_a_segment_drop_of_a_version_serving_before_the_drop_is_part_of_it_a_lat
                                                                  segment_candidate("2.0", "BR")])
     assert old.suppressed_by == drop.dedupe_key and new.suppressed_by is None
     assert dict(drop.evidence["facts"])["Segments"].startswith("1.0 country=US dropped with it")
+
+
+def test_a_drop_routed_to_the_digest_takes_nothing_from_the_pages(tmp_path):
+    def edit(data):
+        data["models"]["toy"]["playbooks"]["estimated_performance_drop"] = "digest"
+    config = toy_config(tmp_path, edit=edit)
+    config.warehouse.parent.mkdir(parents=True)
+    with duckdb.connect(str(config.warehouse)) as con:
+        _, drift = rules.correlate(con, config, NIGHT, [drop_candidate(), drift_candidate("merchant")])
+    assert drift.suppressed_by is None
+
+
+def test_a_releases_drop_takes_only_its_own_versions_segments(warehouse):
+    release = replace(drop_candidate("performance_drop_after_release"), model_version="2.0", since=NIGHT)
+    with duckdb.connect(str(warehouse.warehouse), read_only=True) as con:
+        _, old, new = rules.correlate(con, warehouse, NIGHT, [release, segment_candidate("1.0", "US"),
+                                                              segment_candidate("2.0", "BR")])
+    assert old.suppressed_by is None and new.suppressed_by == release.dedupe_key

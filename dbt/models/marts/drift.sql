@@ -64,8 +64,10 @@ performance_moves as (
 ),
 
 {#- Before labels, a binary model's estimate from the scores measures the effect: the
-    judged window's reliable estimate misses the SLO (beyond tolerance, its interval
-    excluding the reference's estimate), as estimated_performance_drop judges it. -#}
+    judged window's reliable estimate misses the SLO (enough predictions, beyond tolerance,
+    its interval excluding the reference's estimate), as estimated_performance_drop judges
+    that window. (The alert also tests longer windows for a smaller drop that lasts; drift
+    is judged on this one.) -#}
 estimate_moves as (
     select
         estimated.model_name,
@@ -84,6 +86,7 @@ estimate_moves as (
     where estimated.model_version = '__all__' and estimated.segment = '__all__'
         and estimated.window_days = slo_metrics.judged_window_days
         and estimated.is_reliable
+        and estimated.n_predictions >= slo_metrics.min_labeled
         and estimated.estimated_value is not null and estimated.reference_estimated_value is not null
         and estimated.window_end between {{ first_window_end() }} and {{ run_date() }}
 ),

@@ -20,9 +20,9 @@ from typing import Callable
 import duckdb
 from scipy import stats
 
-from mlwatch.alerts import volume
+from mlwatch.alerts import playbooks, volume
 from mlwatch.alerts.candidate import PIPELINE, Candidate
-from mlwatch.config import Config, ModelConfig
+from mlwatch.config import PLAYBOOK_DIGEST, Config, ModelConfig
 from mlwatch.drift.methods import benjamini_hochberg
 from mlwatch.formatting import duration
 from mlwatch.metric_catalog import metric as metric_info
@@ -599,7 +599,7 @@ def drift(con: duckdb.DuckDBPyConnection, config: Config, run_date: dt.date) -> 
     found = []
     for name in sorted(config.models):
         rows = _rows(con, "SELECT feature, window_days, method, statistic, effect_size, threshold, score_impact, impact, "
-                          "has_impact, moves_score, estimated_performance_moved FROM marts.drift WHERE model_name = ? AND window_end = ? AND is_drifted "
+                          "has_impact, moves_score, performance_moved, estimated_performance_moved FROM marts.drift WHERE model_name = ? AND window_end = ? AND is_drifted "
                           "ORDER BY feature, window_days, method", [name, run_date])
         for feature in sorted({r["feature"] for r in rows}):
             mine = [r for r in rows if r["feature"] == feature]
@@ -607,8 +607,8 @@ def drift(con: duckdb.DuckDBPyConnection, config: Config, run_date: dt.date) -> 
             methods = ", ".join(f"{r['method']} {r['statistic']:.3g} ({r['window_days']}d)" for r in mine[:6])
             impact = with_impact[0]["impact"] if with_impact else None
             kind = "drift_with_impact" if with_impact else "drift"
-            held = any(r["estimated_performance_moved"] is False and (r["moves_score"] or feature == "__score__")
-                       for r in mine)
+            held = any(r["estimated_performance_moved"] is False and r["performance_moved"] is None
+                       and (r["moves_score"] or feature == "__score__") for r in mine)
             moved = IMPACT_WORDS[impact] if impact else IMPACT_WORDS["estimate_held"] if held else \
                 "no measured effect on the score or performance"
             # How strong: the largest effect as a multiple of its threshold (the digest relists an item when it moves).
@@ -695,22 +695,26 @@ def _drop_takes_its_parts(con: duckdb.DuckDBPyConnection, config: Config, run_da
     it began (the same drop seen in slices) open no alert of their own; the drop's message
     names them. A version first served after the drop began is its own story (a release that
     breaks one country pages even while the model as a whole is down)."""
-    drops: dict[str, tuple[str, dt.date]] = {}          # model -> (the drop's dedupe key, first day of its streak)
-    for c in candidates:
-        if c.kind in MODEL_DROP_KINDS and not c.suppressed_by:
-            drops.setdefault(c.model_name, (c.dedupe_key, c.since or c.run_date))
+    # model -> (the drop's dedupe key, first day of its streak, its version: '__all__' unless a release's)
+    drops: dict[str, tuple[str, dt.date, str | None]] = {}
+    pages = [c for c in candidates if c.kind in MODEL_DROP_KINDS and not c.suppressed_by
+             and playbooks.chosen(config, [c.model_name], c.kind)[0] != PLAYBOOK_DIGEST]
+    # The whole model's drop speaks for the model before a release's does.
+    for c in sorted(pages, key=lambda c: c.kind == "performance_drop_after_release"):
+        drops.setdefault(c.model_name, (c.dedupe_key, c.since or c.run_date, c.model_version))
     if table_exists(con, "marts", "alerts"):
-        for name, key, began in con.execute(
-                "SELECT model_name, dedupe_key, coalesce(since, first_seen) FROM marts.alerts "
-                "WHERE status = 'open' AND list_contains(?, kind) ORDER BY first_seen, dedupe_key",
+        for name, key, began, version in con.execute(
+                "SELECT model_name, dedupe_key, coalesce(since, first_seen), model_version FROM marts.alerts "
+                "WHERE status = 'open' AND list_contains(?, kind) "
+                "ORDER BY kind = 'performance_drop_after_release', first_seen, dedupe_key",
                 [list(MODEL_DROP_KINDS)]).fetchall():
-            drops.setdefault(name, (key, began))
+            drops.setdefault(name, (key, began, version))
     first_served: dict[str, dict[str, dt.date]] = {}
 
     def served_since(name: str, version: str | None) -> dt.date | None:
         if name not in first_served:
             first_served[name] = dict(con.execute(
-                "SELECT model_version, min(_partition_date) FROM raw.predictions WHERE model_name = ? "
+                "SELECT model_version, min(CAST(predicted_at AS DATE)) FROM raw.predictions WHERE model_name = ? "
                 "AND _partition_date <= ? GROUP BY 1", [name, run_date]).fetchall()) \
                 if table_exists(con, "raw", "predictions") else {}
         return first_served[name].get(version)
@@ -722,8 +726,11 @@ def _drop_takes_its_parts(con: duckdb.DuckDBPyConnection, config: Config, run_da
             return True
         if c.kind != "segment_performance_drop":
             return False
+        _, began, version = drops[c.model_name]
+        if version not in (None, "__all__"):          # a release's drop: its own segments are its parts
+            return c.model_version == version
         first = served_since(c.model_name, c.model_version)
-        return first is not None and first < drops[c.model_name][1]
+        return first is not None and first < began
 
     parts: dict[str, dict[str, list[str]]] = {}
     for c in candidates:
