@@ -305,11 +305,16 @@ def why_performance_not_paged(con: duckdb.DuckDBPyConnection, config: Config, na
                "evidence is significant" if longer else ""))
 
 
-def _releases(con, name: str, run_date: dt.date) -> dict[str, tuple[dt.date, str | None]]:
-    """Versions first seen within RELEASE_DAYS of the night: first day and the version before."""
-    firsts = con.execute(
+def _first_days(con, name: str, run_date: dt.date) -> list[tuple[str, dt.date]]:
+    """Each version of the model with the first day it served, up to the night, oldest first."""
+    return con.execute(
         "SELECT model_version, min(CAST(predicted_at AS DATE)) AS first_day FROM raw.predictions "
         "WHERE model_name = ? AND _partition_date <= ? GROUP BY 1 ORDER BY 2, 1", [name, run_date]).fetchall()
+
+
+def _releases(con, name: str, run_date: dt.date) -> dict[str, tuple[dt.date, str | None]]:
+    """Versions first seen within RELEASE_DAYS of the night: first day and the version before."""
+    firsts = _first_days(con, name, run_date)
     releases = {}
     for i, (version, first_day) in enumerate(firsts):
         if i > 0 and first_day >= run_date - dt.timedelta(days=RELEASE_DAYS):
@@ -713,10 +718,8 @@ def _drop_takes_its_parts(con: duckdb.DuckDBPyConnection, config: Config, run_da
 
     def served_since(name: str, version: str | None) -> dt.date | None:
         if name not in first_served:
-            first_served[name] = dict(con.execute(
-                "SELECT model_version, min(CAST(predicted_at AS DATE)) FROM raw.predictions WHERE model_name = ? "
-                "AND _partition_date <= ? GROUP BY 1", [name, run_date]).fetchall()) \
-                if table_exists(con, "raw", "predictions") else {}
+            first_served[name] = dict(_first_days(con, name, run_date)) if table_exists(con, "raw", "predictions") \
+                else {}
         return first_served[name].get(version)
 
     def part_of_drop(c: Candidate) -> bool:
@@ -732,9 +735,10 @@ def _drop_takes_its_parts(con: duckdb.DuckDBPyConnection, config: Config, run_da
         first = served_since(c.model_name, c.model_version)
         return first is not None and first < began
 
+    is_part = [part_of_drop(c) for c in candidates]
     parts: dict[str, dict[str, list[str]]] = {}
-    for c in candidates:
-        if part_of_drop(c):
+    for c, part in zip(candidates, is_part):
+        if part:
             said = parts.setdefault(c.model_name, {"drift": [], "segments": []})
             if c.kind == "drift_with_impact":
                 feature = c.evidence["feature"]
@@ -742,8 +746,8 @@ def _drop_takes_its_parts(con: duckdb.DuckDBPyConnection, config: Config, run_da
             else:
                 said["segments"].append(f"{c.model_version} {c.segment}={c.segment_value}")
     result = []
-    for c in candidates:
-        if part_of_drop(c):
+    for c, part in zip(candidates, is_part):
+        if part:
             c = replace(c, suppressed_by=drops[c.model_name][0])
         elif c.kind in MODEL_DROP_KINDS and parts.get(c.model_name):
             said = parts[c.model_name]
