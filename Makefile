@@ -40,8 +40,11 @@ java:
 		$$SUDO mkdir -p /usr/share/man/man1; \
 		$$SUDO apt-get install -y -q openjdk-17-jre-headless >/dev/null 2>&1 || { $$SUDO apt-get update -q && $$SUDO apt-get install -y -q openjdk-17-jre-headless; }; }
 
+# Two workers, one per core: each takes whole test files (module fixtures build once), the
+# longest first (tests/conftest.py). TEST_WORKERS=0 runs in this process.
+TEST_WORKERS ?= 2
 test: setup browser java
-	$(BIN)/python -m pytest $(PYTEST_ARGS)
+	$(BIN)/python -m pytest -n $(TEST_WORKERS) --dist loadfile --no-loadscope-reorder $(PYTEST_ARGS)
 
 clean:
 	rm -rf $(VENV) data warehouse reports mlwatch.yml dbt/target dbt/logs
