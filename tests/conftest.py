@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import sys
 import tempfile
 from pathlib import Path
 
@@ -28,6 +29,13 @@ os.environ.update({
 for variable in ("MLWATCH_CONFIG", "MLWATCH_SLACK_TOKEN", "MLWATCH_SLACK_BASE_URL", "MLWATCH_LANDING",
                  "MLWATCH_WAREHOUSE", "MLWATCH_REPORTS", "AIRFLOW_CONN_SLACK_API_DEFAULT"):
     os.environ.pop(variable, None)
+
+# A pytest-xdist worker's __main__ (execnet's) has neither __spec__ nor __file__, which
+# pyspark.sql.connect, imported by Great Expectations, takes for a doctest run: it calls
+# sys.exit(0). Under pytest itself, and under mlwatch or Airflow, __main__ has a file.
+_main = sys.modules["__main__"]
+if getattr(_main, "__spec__", None) is None and not hasattr(_main, "__file__"):
+    _main.__file__ = "<pytest-xdist worker>"
 
 from mlwatch.demo.generator import DemoSpec, generate  # noqa: E402
 
