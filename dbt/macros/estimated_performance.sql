@@ -41,6 +41,22 @@
     the bins by score, predictions within a bin tied, as NannyML's CBPE ranks rows by
     their uncalibrated score: with one probability per bin, its row-by-row sums over a
     bin are the closed forms below (average precision: the harmonic numbers' gap). -#}
+{#- The sum of a floating-point term over a group, added in the order of `order_by` (unique
+    in the group): the same rows give the same digits however the engine ordered them,
+    so an estimate kept from an earlier night equals one computed again. Spark adds in
+    its own order (its parity with DuckDB is to a relative 1e-9). -#}
+{% macro ordered_sum(term, order_by) -%}
+    {{ return(adapter.dispatch('ordered_sum', 'mlwatch')(term, order_by)) }}
+{%- endmacro %}
+
+{% macro default__ordered_sum(term, order_by) -%}
+    list_sum(list(cast({{ term }} as {{ type_double() }}) order by {{ order_by }}))
+{%- endmacro %}
+
+{% macro spark__ordered_sum(term, order_by) -%}
+    sum({{ term }})
+{%- endmacro %}
+
 {% macro estimated_binary_metrics(bins, group_columns) -%}
 {%- set g = group_columns | join(', ') -%}
 {%- set by_group = 'partition by ' ~ g %}
@@ -80,8 +96,8 @@
         select
             {{ g }},
             -- The groups it fills, and (the floor less their part of it) those it leaves empty.
-            sum((window_share - reference_share) * ln(greatest(window_share, 0.0001) / reference_share)
-                - reference_share * ln(reference_share / 0.0001)) + min(psi_floor) as score_psi
+            {{ ordered_sum('(window_share - reference_share) * ln(greatest(window_share, 0.0001) / reference_share)'
+                           ' - reference_share * ln(reference_share / 0.0001)', 'psi_group') }} + min(psi_floor) as score_psi
         from psi_groups
         group by {{ g }}
     ),
@@ -90,8 +106,11 @@
     ranked as (
         select
             calibrated_bins.*,
-            coalesce(sum(n_predictions * p) over ({{ by_group }} order by position desc
-                rows between unbounded preceding and 1 preceding), 0) as positives_above,
+            -- In fixed point (exact_sums.sql): a running sum of doubles depends on how the
+            -- engine splits the frame; a bin holds at most 2^40 predictions.
+            coalesce({{ from_fixed_point('sum(' ~ fixed_point('n_predictions * p', fixed_point_scale(40)) ~ ') over ('
+                                         ~ by_group ~ ' order by position desc rows between unbounded preceding and 1 preceding)',
+                                         fixed_point_scale(40)) }}, 0) as positives_above,
             coalesce(sum(n_predictions) over ({{ by_group }} order by position desc
                 rows between unbounded preceding and 1 preceding), 0) as predictions_above
         from calibrated_bins
@@ -102,17 +121,20 @@
         select
             {{ g }},
             sum(n_predictions) as n_mapped,
-            sum(n_predictions * p) as positives,
-            sum(n_predictions * (1 - p)) as negatives,
-            sum(case when predicted_positive = 1 then n_predictions * p else 0 end) as tp,
-            sum(case when predicted_positive = 1 then n_predictions * (1 - p) else 0 end) as fp,
-            sum(case when predicted_positive = 0 then n_predictions * p else 0 end) as fn,
-            sum(case when predicted_positive = 0 then n_predictions * (1 - p) else 0 end) as tn,
-            sum(case when predicted_positive = 1 then n_predictions * p * (1 - p) else 0 end) as tp_variance,
-            sum(case when predicted_positive = 0 then n_predictions * p * (1 - p) else 0 end) as fn_variance,
-            sum(n_predictions * (1 - p) * (positives_above + n_predictions * p / 2)) as ranked_pairs,
-            sum(p * (n_predictions * p + (positives_above - p * predictions_above)
-                * {{ harmonic_gap('predictions_above', 'n_predictions') }})) as precision_sum,
+            {{ ordered_sum('n_predictions * p', 'position') }} as positives,
+            {{ ordered_sum('n_predictions * (1 - p)', 'position') }} as negatives,
+            {{ ordered_sum('case when predicted_positive = 1 then n_predictions * p else 0 end', 'position') }} as tp,
+            {{ ordered_sum('case when predicted_positive = 1 then n_predictions * (1 - p) else 0 end', 'position') }} as fp,
+            {{ ordered_sum('case when predicted_positive = 0 then n_predictions * p else 0 end', 'position') }} as fn,
+            {{ ordered_sum('case when predicted_positive = 0 then n_predictions * (1 - p) else 0 end', 'position') }} as tn,
+            {{ ordered_sum('case when predicted_positive = 1 then n_predictions * p * (1 - p) else 0 end', 'position') }}
+                as tp_variance,
+            {{ ordered_sum('case when predicted_positive = 0 then n_predictions * p * (1 - p) else 0 end', 'position') }}
+                as fn_variance,
+            {{ ordered_sum('n_predictions * (1 - p) * (positives_above + n_predictions * p / 2)', 'position') }}
+                as ranked_pairs,
+            {{ ordered_sum('p * (n_predictions * p + (positives_above - p * predictions_above) * '
+                           ~ harmonic_gap('predictions_above', 'n_predictions') ~ ')', 'position') }} as precision_sum,
             min(slice_labeled) as slice_labeled
         from ranked
         group by {{ g }}

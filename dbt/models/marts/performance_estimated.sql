@@ -2,9 +2,12 @@
     config(
         materialized='incremental',
         incremental_strategy='append',
-        pre_hook=["{{ replace_range('window_end', first_window_end(), run_date()) }}",
+        pre_hook=["{{ forget_stale_estimates() }}",
                   "{{ without_join_reordering() }}"],
-        post_hook="{{ with_join_reordering() }}",
+        post_hook=["{{ with_join_reordering() }}",
+                   "{{ refresh_realized_estimates('clear') }}",
+                   "{{ refresh_realized_estimates('fill') }}",
+                   "{{ refresh_realized_estimates('consumed') }}"],
     )
 }}
 
@@ -19,17 +22,33 @@
     whole reference (windows inside it are its own data, and one calibration per
     reference day would multiply the night's rows by them). The estimate is marked unreliable where
     the scores left what the reference calibrated. realized_value is marts.performance's
-    value once no more labels can count for the window (label_delay_days after its end). -#}
+    value once no more labels can count for the window (label_delay_days after its end).
+
+    An estimate depends on its days' predictions and the calibration only: a window of
+    the range is estimated again when one of its days was counted again
+    (int_estimated_days), and otherwise keeps its estimate while the post-hooks bring its
+    realized value, label coverage and reference value up to date
+    (macros/estimated_days.sql). -#}
+-- depends_on: {{ ref('stg_config__windows') }}
 {%- set window_groups = ['model_name', 'version_group', 'window_end', 'window_days', 'segment', 'segment_value'] %}
 {%- set reference_groups = ['model_name', 'calibration_slice', 'segment', 'segment_value'] %}
 
--- Windows from the reference's last day on: each is calibrated on the whole reference.
+-- Windows from the reference's last day on, each calibrated on the whole reference,
+-- that the table does not hold (the pre-hook dropped those to estimate again).
 with window_ends as (
     select window_ends.*
     from {{ ref('int_window_ends') }} as window_ends
     inner join {{ ref('stg_config__models') }} as models
         on models.model_name = window_ends.model_name
     where window_ends.window_end >= models.reference_end
+    {%- if is_incremental() %}
+        and not exists (
+            select 1 from {{ this }} as stored
+            where stored.model_name = window_ends.model_name
+                and stored.window_end = window_ends.window_end
+                and stored.window_days = window_ends.window_days
+        )
+    {%- endif %}
 ),
 
 {{ window_day_relations() }},
@@ -39,134 +58,12 @@ models as (
     where task = 'binary_classification'
 ),
 
--- The predictions of the run, labeled or not: the estimate needs no label.
-binary_predictions as (
-    select in_scope.*
-    from {{ ref('int_predictions_in_scope') }} as in_scope
-    inner join models on models.model_name = in_scope.model_name
-),
-
-segmented as (
-    {{ segment_rows('binary_predictions') }}
-),
-
--- The versions the calibration saw.
-reference_versions as (
-    select distinct binary_predictions.model_name, binary_predictions.model_version
-    from binary_predictions
-    inner join models on models.model_name = binary_predictions.model_name
-    where binary_predictions.prediction_day between models.reference_start and models.reference_end
-),
-
-scored as (
-    select
-        model_name,
-        version_group as model_version,
-        prediction_day,
-        segment,
-        segment_raw_value,
-        is_predicted_positive,
-        {{ fine_score_bin('score') }} as fine_bin
-    from segmented
-),
-
 calibration as (
     select * from {{ ref('int_binary_calibration') }}
 ),
 
--- Every fine bin's calibration bin: the side's bin that starts at or below it (the
--- side's first bin below the reference's lowest score).
-digits as (
-    {%- for d in range(10) %}
-    select {{ d }} as digit{{ ' union all' if not loop.last }}
-    {%- endfor %}
-),
-
-fine_bins as (
-    -- calibration_fine_bins() = 10^4
-    select ones.digit + 10 * tens.digit + 100 * hundreds.digit + 1000 * thousands.digit as fine_bin
-    from digits as ones
-    cross join digits as tens
-    cross join digits as hundreds
-    cross join digits as thousands
-),
-
-bin_ranges as (
-    select
-        calibration.*,
-        case when lag(first_fine_bin) over (partition by model_name, calibration_slice, is_predicted_positive
-                                            order by first_fine_bin) is null
-            then 0 else first_fine_bin end as range_start,
-        coalesce(lead(first_fine_bin) over (partition by model_name, calibration_slice, is_predicted_positive
-                                            order by first_fine_bin) - 1,
-                 {{ calibration_fine_bins() }} - 1) as range_end
-    from calibration
-),
-
--- Every (side, fine bin) of each slice, with its calibration bin: NULL on a side the
--- reference has no labeled predictions on (the estimate then counts them as outside).
-bin_map as (
-    select
-        slices.model_name,
-        slices.calibration_slice,
-        sides.is_predicted_positive,
-        fine_bins.fine_bin,
-        bin_ranges.position,
-        bin_ranges.position is null
-            or fine_bins.fine_bin < bin_ranges.side_first_fine_bin
-            or fine_bins.fine_bin > bin_ranges.side_last_fine_bin as outside_reference
-    from (select distinct model_name, calibration_slice from calibration) as slices
-    cross join (select 0 as is_predicted_positive union all select 1 as is_predicted_positive) as sides
-    cross join fine_bins
-    left join bin_ranges
-        on bin_ranges.model_name = slices.model_name
-        and bin_ranges.calibration_slice = slices.calibration_slice
-        and bin_ranges.is_predicted_positive = sides.is_predicted_positive
-        and fine_bins.fine_bin between bin_ranges.range_start and bin_ranges.range_end
-),
-
--- ------------------------------------------------------------------ the run's predictions
-
--- The days each slice measures: those of the windows that compare with it and its own
--- reference days (one span: they overlap).
-slice_spans as (
-    select
-        model_name,
-        reference_until as calibration_slice,
-        least(min(window_start), min(reference_start)) as span_start,
-        max(window_end) as span_end
-    from window_ends
-    where reference_until is not null
-    group by model_name, reference_until
-),
-
--- Per version, day, segment and raw value: the predictions in each calibration bin.
 estimated_days as (
-    select
-        scored.model_name,
-        scored.model_version,
-        scored.prediction_day,
-        scored.segment,
-        scored.segment_raw_value,
-        slice_spans.calibration_slice,
-        bin_map.position,
-        count(*) as n_predictions,
-        sum(case when bin_map.outside_reference then 1 else 0 end) as n_outside,
-        sum(case when reference_versions.model_version is null then 1 else 0 end) as n_unreferenced
-    from scored
-    inner join slice_spans
-        on slice_spans.model_name = scored.model_name
-        and scored.prediction_day between slice_spans.span_start and slice_spans.span_end
-    inner join bin_map
-        on bin_map.model_name = scored.model_name
-        and bin_map.calibration_slice = slice_spans.calibration_slice
-        and bin_map.is_predicted_positive = scored.is_predicted_positive
-        and bin_map.fine_bin = scored.fine_bin
-    left join reference_versions
-        on reference_versions.model_name = scored.model_name
-        and reference_versions.model_version = scored.model_version
-    group by scored.model_name, scored.model_version, scored.prediction_day, scored.segment, scored.segment_raw_value,
-        slice_spans.calibration_slice, bin_map.position
+    select * from {{ ref('int_estimated_days') }}
 ),
 
 window_rows as (
