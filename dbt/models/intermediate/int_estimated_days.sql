@@ -75,6 +75,7 @@ select
     sum(case when bin_map.outside_reference then 1 else 0 end) as n_outside,
     sum(case when reference_versions.model_version is null then 1 else 0 end) as n_unreferenced,
     to_count.inputs_fingerprint,
+    {{ run_date() }} as counted_on,
     true as is_pending
 from segmented
 inner join to_count

@@ -1,0 +1,56 @@
+"""The estimate costs what arrived: once its calibration is final, a night counts only
+its own day's predictions (int_estimated_days) and estimates only the windows that hold
+it; a partition delivered again is counted again; and the estimates kept from earlier
+nights equal those a backfill computes from scratch."""
+
+import datetime as dt
+
+import duckdb
+
+from mlwatch import nightly
+from tests.helpers import fingerprint, toy_config, write_toy_day
+
+DAY = dt.timedelta(days=1)
+FIRST, LAST = dt.date(2026, 3, 1), dt.date(2026, 3, 19)
+# The toy's reference ends 2026-03-10 with labels up to 5 days late: its calibration is
+# final from the night of 2026-03-15 on.
+FINAL = dt.date(2026, 3, 15)
+
+
+def counted_on(config, night: dt.date) -> set[dt.date]:
+    with duckdb.connect(str(config.warehouse), read_only=True) as con:
+        return {d for (d,) in con.execute("SELECT DISTINCT prediction_day FROM intermediate.int_estimated_days "
+                                          "WHERE counted_on = ?", [night]).fetchall()}
+
+
+def estimates(config) -> dict:
+    return fingerprint(config.warehouse)["marts.performance_estimated"]
+
+
+def test_a_night_counts_its_own_day_a_redelivered_partition_again_and_keeps_the_rest(tmp_path):
+    (tmp_path / "nightly").mkdir()
+    (tmp_path / "backfill").mkdir()
+    nightly_config = toy_config(tmp_path / "nightly")
+    landing = tmp_path / "nightly" / "landing"
+    day = FIRST
+    while day <= LAST:
+        write_toy_day(landing, day, degraded=day >= dt.date(2026, 3, 16))
+        day += DAY
+
+    nightly.backfill(nightly_config, FIRST, FINAL + DAY)
+    night = FINAL + 2 * DAY
+    while night <= LAST:
+        nightly.run_night(nightly_config, night)
+        assert counted_on(nightly_config, night) == {night}
+        night += DAY
+
+    # 2026-03-17's predictions are delivered again, changed: the rerun of the last night
+    # counts that day again, and no other.
+    write_toy_day(landing, dt.date(2026, 3, 17), seed=1)
+    nightly.run_night(nightly_config, LAST)
+    assert counted_on(nightly_config, LAST) == {dt.date(2026, 3, 17), LAST}
+
+    from_scratch = toy_config(tmp_path / "backfill", edit=lambda data: data.update(landing=str(landing)))
+    nightly.backfill(from_scratch, FIRST, LAST)
+    kept, computed = estimates(nightly_config), estimates(from_scratch)
+    assert kept == computed and kept[0] > 100
