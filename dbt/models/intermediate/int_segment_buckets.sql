@@ -10,9 +10,21 @@ with bases as (
     from {{ ref('int_window_ends') }}
 ),
 
+-- Volumes need no labels: the predictions of the bases' days only, segmented.
+basis_predictions as (
+    select in_scope.*
+    from {{ ref('int_predictions_in_scope') }} as in_scope
+    where in_scope.prediction_day between (select min(segment_basis_start) from bases)
+                                      and (select max(segment_basis_end) from bases)
+),
+
+segmented as (
+    {{ segment_rows('basis_predictions') }}
+),
+
 volumes as (
     select model_name, segment, segment_raw_value, prediction_day, count(*) as n
-    from {{ ref('int_predictions_segmented') }}
+    from segmented
     where segment <> '__all__'
     group by model_name, segment, segment_raw_value, prediction_day
 ),
