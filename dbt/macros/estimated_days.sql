@@ -259,3 +259,109 @@ bin_map as (
 {%- endmacro %}
 
 {% macro spark__refresh_realized_estimates(step) -%}select 1{%- endmacro %}
+
+{#- The calibration (int_binary_calibration) is kept while its inputs are unchanged, since
+    computing it joins the horizon's labels: per binary model whose reference period has
+    ended by the run date, a hash of the model's configuration, the calibration model's
+    own SQL, and the fingerprints of the partitions it reads (the reference's predictions,
+    and every labels partition up to the reference's end + label_delay_days: a label may
+    arrive before its prediction). Once the reference's labels are in, nothing changes
+    night to night. -#}
+{% macro calibration_inputs() -%}
+    {%- set configured = [] -%}
+    {%- for name, m in var('models').items() if m.task == 'binary_classification' -%}
+        {%- do configured.append((name, local_md5(tojson(m, sort_keys=True) ~ model.raw_code))) -%}
+    {%- endfor -%}
+    {%- if not configured %}
+    select
+        cast(null as {{ dbt.type_string() }}) as model_name,
+        cast(null as date) as calibration_slice,
+        cast(null as {{ dbt.type_string() }}) as inputs_fingerprint
+    where 1 = 0
+    {%- else %}
+    with configured as (
+        {%- for name, fingerprint in configured %}
+        select {{ sql_literal(name) }} as model_name, {{ sql_literal(fingerprint) }} as config_fingerprint
+        {%- if not loop.last %} union all{% endif %}
+        {%- endfor %}
+    ),
+
+    reference_periods as (
+        select
+            models.model_name,
+            models.reference_start,
+            models.reference_end,
+            {{ add_days('models.label_delay_days', 'models.reference_end') }} as labels_end,
+            configured.config_fingerprint
+        from {{ ref('stg_config__models') }} as models
+        inner join configured on configured.model_name = models.model_name
+        where models.reference_end <= {{ run_date() }}
+    ),
+
+    partitions as (
+        select feed, partition_date, fingerprint
+        from {{ source('ops', 'ingest_partitions') }}
+        where status = 'loaded' and feed in ('predictions', 'labels') and partition_date <= {{ run_date() }}
+    )
+
+    select
+        reference_periods.model_name,
+        reference_periods.reference_end as calibration_slice,
+        {{ dbt.hash("reference_periods.config_fingerprint || '/' || coalesce("
+                    ~ ordered_listagg("partitions.feed || ' ' || cast(partitions.partition_date as " ~ dbt.type_string()
+                                      ~ ") || ' ' || partitions.fingerprint", "','",
+                                      'order by partitions.feed, partitions.partition_date')
+                    ~ ", '')") }} as inputs_fingerprint
+    from reference_periods
+    left join partitions
+        on (partitions.feed = 'predictions'
+            and partitions.partition_date between reference_periods.reference_start and reference_periods.reference_end)
+        or (partitions.feed = 'labels' and partitions.partition_date <= reference_periods.labels_end)
+    group by reference_periods.model_name, reference_periods.reference_end, reference_periods.config_fingerprint
+    {%- endif %}
+{%- endmacro %}
+
+{#- The binary models whose calibration this invocation computes: those whose stored
+    calibration's inputs changed (or that have none); every one while dbt parses, on the
+    first build, on Spark, and on a table from before the fingerprint. -#}
+{% macro calibrations_to_compute() -%}
+    {%- set binary = [] -%}
+    {%- for name, m in var('models').items() if m.task == 'binary_classification' -%}{%- do binary.append(name) -%}{%- endfor -%}
+    {%- if not execute or not is_incremental() or not _has_inputs_fingerprint() -%}
+        {{- return(binary) -}}
+    {%- endif -%}
+    {%- set stale -%}
+        select inputs.model_name
+        from ({{ calibration_inputs() }}) as inputs
+        where not exists (
+            select 1 from {{ this }} as stored
+            where stored.model_name = inputs.model_name
+                and stored.calibration_slice = inputs.calibration_slice
+                and stored.inputs_fingerprint = inputs.inputs_fingerprint
+        )
+    {%- endset -%}
+    {{- return(run_query(stale).columns[0].values() | list) -}}
+{%- endmacro %}
+
+{% macro _has_inputs_fingerprint() -%}
+    {%- set columns = adapter.get_columns_in_relation(this) | map(attribute='name') | map('lower') | list -%}
+    {{- return('inputs_fingerprint' in columns) -}}
+{%- endmacro %}
+
+{#- Pre-hook of int_binary_calibration: drop the calibrations whose inputs changed, and
+    those of models without one tonight. -#}
+{% macro forget_stale_calibrations() -%}
+    {%- if not is_incremental() -%}
+    select 1
+    {%- elif not _has_inputs_fingerprint() -%}
+    delete from {{ this }}
+    {%- else -%}
+    delete from {{ this }} as stored
+    where not exists (
+        select 1 from ({{ calibration_inputs() }}) as inputs
+        where inputs.model_name = stored.model_name
+            and inputs.calibration_slice = stored.calibration_slice
+            and inputs.inputs_fingerprint = stored.inputs_fingerprint
+    )
+    {%- endif -%}
+{%- endmacro %}

@@ -1,11 +1,29 @@
-{{ config(materialized='table') }}
+{{
+    config(
+        materialized=('table' if target.type == 'spark' else 'incremental'),
+        incremental_strategy='append',
+        on_schema_change='append_new_columns',
+        pre_hook="{{ forget_stale_calibrations() }}",
+    )
+}}
 
 {#- Binary models: the calibration of their scores on the reference period, for
     marts.performance_estimated (macros/estimated_performance.sql). Per model, on its
     whole reference period (calibration_slice: its last day), the reference's labeled predictions pooled into calibration bins of about
     equal mass on each side of the decision, with the isotonic regression's calibrated
     probability of each. A table, so that analysts can read the calibration curve; it
-    holds the slices of the last run. -#}
+    holds the slices of the last run.
+
+    A model's calibration is computed again only when its inputs changed
+    (macros/estimated_days.sql, calibration_inputs: the reference's partitions, the labels
+    that can reach them, the configuration and this file), which after the reference's
+    label horizon is never: computing it joins the horizon's labels. -#}
+{%- set to_calibrate = calibrations_to_compute() %}
+{%- if is_incremental() and not to_calibrate %}
+
+-- Every calibration is current.
+select * from {{ this }} where 1 = 0
+{%- else %}
 
 with window_ends as (
     select * from {{ ref('int_window_ends') }}
@@ -14,6 +32,11 @@ with window_ends as (
 models as (
     select * from {{ ref('stg_config__models') }}
     where task = 'binary_classification'
+        {%- if to_calibrate %}
+        and model_name in ({% for name in to_calibrate %}{{ sql_literal(name) }}{{ ', ' if not loop.last }}{% endfor %})
+        {%- else %}
+        and 1 = 0
+        {%- endif %}
 ),
 
 -- The whole reference, once the run has a window that ends on or after its last day
@@ -191,4 +214,9 @@ calibration as (
         and psi_floors.calibration_slice = calibrated_bins.calibration_slice
 )
 
-select * from calibration
+select calibration.*, inputs.inputs_fingerprint
+from calibration
+inner join ({{ calibration_inputs() }}) as inputs
+    on inputs.model_name = calibration.model_name
+    and inputs.calibration_slice = calibration.calibration_slice
+{%- endif %}
