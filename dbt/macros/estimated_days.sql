@@ -3,6 +3,18 @@
     The relations read here are tables and views, never ephemeral models, because the
     hooks read them too. -#}
 
+{#- `left.c = right.c and ...` for each of `columns`. -#}
+{% macro same_values(left, right, columns) -%}
+    {%- for column in columns -%}
+    {{ ' and ' if not loop.first }}{{ left }}.{{ column }} = {{ right }}.{{ column }}
+    {%- endfor -%}
+{%- endmacro %}
+
+{#- A stored calibration is current when a row of calibration_inputs() has its key. -#}
+{% macro calibration_key() -%}
+    {{- return(['model_name', 'calibration_slice', 'inputs_fingerprint']) -}}
+{%- endmacro %}
+
 {#- The reference period's model versions per binary model (an estimate from versions that
     did not serve then is not trusted). -#}
 {% macro estimated_day_reference_versions() -%}
@@ -117,9 +129,7 @@
     where stored.prediction_day <= {{ run_date() }}
         and not exists (
             select 1 from ({{ estimated_day_inputs() }}) as inputs
-            where inputs.model_name = stored.model_name
-                and inputs.prediction_day = stored.prediction_day
-                and inputs.inputs_fingerprint = stored.inputs_fingerprint
+            where {{ same_values('inputs', 'stored', ['model_name', 'prediction_day', 'inputs_fingerprint']) }}
         )
     {%- else -%}
     select 1
@@ -248,13 +258,8 @@ bin_map as (
     inner join {{ ref('stg_config__models') }} as models
         on models.model_name = performance.model_name
     where estimate.window_end between {{ first_window_end() }} and {{ run_date() }}
-        and performance.model_name = estimate.model_name
-        and performance.model_version = estimate.model_version
-        and performance.window_days = estimate.window_days
-        and performance.window_end = estimate.window_end
-        and performance.segment = estimate.segment
-        and performance.segment_value = estimate.segment_value
-        and performance.metric = estimate.metric
+        and {{ same_values('performance', 'estimate', ['model_name', 'model_version', 'window_days', 'window_end',
+                                                       'segment', 'segment_value', 'metric']) }}
     {%- endif -%}
 {%- endmacro %}
 
@@ -335,9 +340,7 @@ bin_map as (
         from ({{ calibration_inputs() }}) as inputs
         where not exists (
             select 1 from {{ this }} as stored
-            where stored.model_name = inputs.model_name
-                and stored.calibration_slice = inputs.calibration_slice
-                and stored.inputs_fingerprint = inputs.inputs_fingerprint
+            where {{ same_values('inputs', 'stored', calibration_key()) }}
         )
     {%- endset -%}
     {{- return(run_query(stale).columns[0].values() | list) -}}
@@ -359,9 +362,7 @@ bin_map as (
     delete from {{ this }} as stored
     where not exists (
         select 1 from ({{ calibration_inputs() }}) as inputs
-        where inputs.model_name = stored.model_name
-            and inputs.calibration_slice = stored.calibration_slice
-            and inputs.inputs_fingerprint = stored.inputs_fingerprint
+        where {{ same_values('inputs', 'stored', calibration_key()) }}
     )
     {%- endif -%}
 {%- endmacro %}

@@ -31,8 +31,7 @@ to_count as (
     -- Stale rows were deleted by the pre-hook: a day with rows is current.
     where not exists (
         select 1 from {{ this }} as stored
-        where stored.model_name = inputs.model_name
-            and stored.prediction_day = inputs.prediction_day
+        where {{ same_values('stored', 'inputs', ['model_name', 'prediction_day']) }}
     )
     {%- endif %}
 ),

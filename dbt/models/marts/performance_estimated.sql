@@ -44,9 +44,7 @@ with window_ends as (
     {%- if is_incremental() %}
         and not exists (
             select 1 from {{ this }} as stored
-            where stored.model_name = window_ends.model_name
-                and stored.window_end = window_ends.window_end
-                and stored.window_days = window_ends.window_days
+            where {{ same_values('stored', 'window_ends', ['model_name', 'window_end', 'window_days']) }}
         )
     {%- endif %}
 ),
