@@ -73,3 +73,30 @@ def test_a_night_counts_its_own_day_a_redelivered_partition_again_and_keeps_the_
     nightly.run_night(nightly_config, LAST)
     assert calibration_computed(nightly_config)
     assert counted_on(nightly_config, LAST) >= {dt.date(2026, 3, 5), FINAL, LAST}
+
+
+# The SQL the stored rows were computed with, as of estimate_cache_version() below.
+ESTIMATE_SQL = ("dbt/macros/estimated_days.sql", "dbt/macros/estimated_performance.sql",
+                "dbt/macros/segment_rows.sql", "dbt/macros/window_days.sql",
+                "dbt/models/marts/performance_estimated.sql",
+                "dbt/models/intermediate/int_predictions_in_scope.sql",
+                "dbt/models/intermediate/int_predictions_labeled.sql",
+                "dbt/models/intermediate/int_predictions_segmented.sql",
+                "dbt/models/intermediate/int_segment_buckets.sql",
+                "dbt/models/intermediate/int_window_ends.sql")
+ESTIMATE_SQL_MD5 = "593e6d007642725d9566803f8b56aa0d"
+
+
+def test_a_change_to_the_estimates_sql_changes_its_cache_version():
+    import hashlib
+    import re
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[1]
+    text = "".join((root / path).read_text() for path in ESTIMATE_SQL)
+    version = re.search(r"estimate_cache_version\(\) -%\}(.*?)\{%- endmacro", text).group(1)
+    digest = hashlib.md5(re.sub(r"estimate_cache_version\(\) -%\}.*?\{%-", "", text).encode()).hexdigest()
+    assert (version, digest) == ("2026-12-07", ESTIMATE_SQL_MD5), (
+        "The estimate's SQL changed: warehouses keep rows computed with the old SQL unless "
+        "estimate_cache_version() in dbt/macros/estimated_days.sql changes. Set it to a new value, "
+        f"then set this test's version to it and ESTIMATE_SQL_MD5 to {digest!r}.")

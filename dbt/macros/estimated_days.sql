@@ -10,6 +10,12 @@
     {%- endfor -%}
 {%- endmacro %}
 
+{#- Part of every fingerprint of the stored calibration and day rows (beside the models'
+    own SQL): change it with any change to the SQL of the estimate (these macros,
+    estimated_performance.sql, marts.performance_estimated), so that warehouses built by
+    an earlier mlwatch count and estimate again instead of keeping the old rows. -#}
+{% macro estimate_cache_version() -%}2026-12-07{%- endmacro %}
+
 {#- A stored calibration is current when a row of calibration_inputs() has its key. -#}
 {% macro calibration_key() -%}
     {{- return(['model_name', 'calibration_slice', 'inputs_fingerprint']) -}}
@@ -32,11 +38,12 @@
     days of every window from the reference's end on that ends in this invocation's range),
     with a loaded predictions partition: the calibration slice and the fingerprint of
     everything the day's row depends on (the partition, the calibration, the reference's
-    versions, the model's configuration). -#}
+    versions, the model's configuration, the SQL). -#}
 {% macro estimated_day_inputs() -%}
     {%- set configured = [] -%}
     {%- for name, m in var('models').items() if m.task == 'binary_classification' -%}
-        {%- do configured.append((name, m.windows | max, local_md5(tojson(m, sort_keys=True)))) -%}
+        {%- do configured.append((name, m.windows | max,
+                                   local_md5(tojson(m, sort_keys=True) ~ model.raw_code ~ estimate_cache_version()))) -%}
     {%- endfor -%}
     {%- if not configured %}
     select
@@ -270,12 +277,12 @@ bin_map as (
     ended by the run date, a hash of the model's configuration, the calibration model's
     own SQL, and the fingerprints of the partitions it reads (the reference's predictions,
     and every labels partition up to the reference's end + label_delay_days: a label may
-    arrive before its prediction). Once the reference's labels are in, nothing changes
-    night to night. -#}
+    arrive before its prediction), and estimate_cache_version(). Once the reference's
+    labels are in, nothing changes night to night. -#}
 {% macro calibration_inputs() -%}
     {%- set configured = [] -%}
     {%- for name, m in var('models').items() if m.task == 'binary_classification' -%}
-        {%- do configured.append((name, local_md5(tojson(m, sort_keys=True) ~ model.raw_code))) -%}
+        {%- do configured.append((name, local_md5(tojson(m, sort_keys=True) ~ model.raw_code ~ estimate_cache_version()))) -%}
     {%- endfor -%}
     {%- if not configured %}
     select

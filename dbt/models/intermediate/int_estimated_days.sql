@@ -36,11 +36,6 @@ to_count as (
     {%- endif %}
 ),
 
-models as (
-    select * from {{ ref('stg_config__models') }}
-    where task = 'binary_classification'
-),
-
 binary_predictions as (
     select in_scope.*
     from {{ ref('int_predictions_in_scope') }} as in_scope
