@@ -14,7 +14,7 @@
     own SQL): change it with any change to the SQL of the estimate (these macros,
     estimated_performance.sql, marts.performance_estimated), so that warehouses built by
     an earlier mlwatch count and estimate again instead of keeping the old rows. -#}
-{% macro estimate_cache_version() -%}2026-12-07{%- endmacro %}
+{% macro estimate_cache_version() -%}2026-12-07.2{%- endmacro %}
 
 {#- A stored calibration is current when a row of calibration_inputs() has its key. -#}
 {% macro calibration_key() -%}

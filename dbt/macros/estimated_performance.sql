@@ -27,20 +27,6 @@
     serve in the reference period: the calibration is another model's. -#}
 {% macro estimate_max_share_unreferenced() -%}0.05{%- endmacro %}
 
-{#- Per group: the performance its labels would show if the calibration holds, from
-    `bins`, a relation with one row per group and calibration bin: group_columns,
-    calibration_slice, position (the bin, NULL for predictions no bin covers),
-    n_predictions, n_outside and n_unreferenced, joined here to the relation `calibration` of the
-    calling model (model_name, calibration_slice, position, probability,
-    is_predicted_positive, slice_labeled, psi_group, psi_group_share and psi_floor).
-
-    Each prediction is a Bernoulli draw with its bin's calibrated probability p, so the
-    expected confusion matrix sums n p and n (1 - p) over the bins, and the intervals are
-    the spread of the realized value around that expectation (delta method; ROC AUC:
-    Hanley and McNeil with the expected class counts). ROC AUC and average precision rank
-    the bins by score, predictions within a bin tied, as NannyML's CBPE ranks rows by
-    their uncalibrated score: with one probability per bin, its row-by-row sums over a
-    bin are the closed forms below (average precision: the harmonic numbers' gap). -#}
 {#- The sum of a floating-point term over a group, added in the order of `order_by` (unique
     in the group): the same rows give the same digits however the engine ordered them,
     so an estimate kept from an earlier night equals one computed again. Spark adds in
@@ -57,6 +43,20 @@
     sum({{ term }})
 {%- endmacro %}
 
+{#- Per group: the performance its labels would show if the calibration holds, from
+    `bins`, a relation with one row per group and calibration bin: group_columns,
+    calibration_slice, position (the bin, NULL for predictions no bin covers),
+    n_predictions, n_outside and n_unreferenced, joined here to the relation `calibration` of the
+    calling model (model_name, calibration_slice, position, probability,
+    is_predicted_positive, slice_labeled, psi_group, psi_group_share and psi_floor).
+
+    Each prediction is a Bernoulli draw with its bin's calibrated probability p, so the
+    expected confusion matrix sums n p and n (1 - p) over the bins, and the intervals are
+    the spread of the realized value around that expectation (delta method; ROC AUC:
+    Hanley and McNeil with the expected class counts). ROC AUC and average precision rank
+    the bins by score, predictions within a bin tied, as NannyML's CBPE ranks rows by
+    their uncalibrated score: with one probability per bin, its row-by-row sums over a
+    bin are the closed forms below (average precision: the harmonic numbers' gap). -#}
 {% macro estimated_binary_metrics(bins, group_columns) -%}
 {%- set g = group_columns | join(', ') -%}
 {%- set by_group = 'partition by ' ~ g %}
