@@ -3,18 +3,43 @@
     The relations read here are tables and views, never ephemeral models, because the
     hooks read them too. -#}
 
-{#- `left.c = right.c and ...` for each of `columns`. -#}
-{% macro same_values(left, right, columns) -%}
-    {%- for column in columns -%}
-    {{ ' and ' if not loop.first }}{{ left }}.{{ column }} = {{ right }}.{{ column }}
-    {%- endfor -%}
-{%- endmacro %}
-
 {#- Part of every fingerprint of the stored calibration and day rows (beside the models'
     own SQL): change it with any change to the SQL of the estimate (these macros,
     estimated_performance.sql, marts.performance_estimated), so that warehouses built by
     an earlier mlwatch count and estimate again instead of keeping the old rows. -#}
-{% macro estimate_cache_version() -%}2026-12-07.2{%- endmacro %}
+{% macro estimate_cache_version() -%}2026-12-07.3{%- endmacro %}
+
+{#- The names of the configured binary models (the only ones estimated). -#}
+{% macro _binary_model_names() -%}
+    {%- set names = [] -%}
+    {%- for name, m in var('models').items() if m.task == 'binary_classification' -%}{%- do names.append(name) -%}{%- endfor -%}
+    {{- return(names) -}}
+{%- endmacro %}
+
+{#- Per binary model: its longest window and the part of a stored row's fingerprint that no
+    partition gives, a hash of its configuration, the calling model's SQL and
+    estimate_cache_version(). Empty (typed) without binary models. -#}
+{% macro binary_model_fingerprints() -%}
+    {%- set names = _binary_model_names() -%}
+    {%- if not names %}
+    select
+        cast(null as {{ dbt.type_string() }}) as model_name,
+        cast(null as {{ dbt.type_int() }}) as longest_window,
+        cast(null as {{ dbt.type_string() }}) as config_fingerprint
+    where 1 = 0
+    {%- endif %}
+    {%- for name in names %}
+    {%- set m = var('models')[name] %}
+    select
+        {{ sql_literal(name) }} as model_name,
+        {{ m.windows | max }} as longest_window,
+        {{ sql_literal(local_md5(tojson(m, sort_keys=True) ~ model.raw_code ~ estimate_cache_version())) }}
+            as config_fingerprint
+    {%- if not loop.last %}
+    union all
+    {%- endif %}
+    {%- endfor %}
+{%- endmacro %}
 
 {#- A stored calibration is current when a row of calibration_inputs() has its key. -#}
 {% macro calibration_key() -%}
@@ -37,30 +62,11 @@
 {#- Per binary model and day the estimate reads tonight (its reference period, and the
     days of every window from the reference's end on that ends in this invocation's range),
     with a loaded predictions partition: the calibration slice and the fingerprint of
-    everything the day's row depends on (the partition, the calibration, the reference's
-    versions, the model's configuration, the SQL). -#}
+    everything the day's row depends on (the partition, the calibration's own inputs
+    fingerprint, the reference's versions, the model's configuration, the SQL). -#}
 {% macro estimated_day_inputs() -%}
-    {%- set configured = [] -%}
-    {%- for name, m in var('models').items() if m.task == 'binary_classification' -%}
-        {%- do configured.append((name, m.windows | max,
-                                   local_md5(tojson(m, sort_keys=True) ~ model.raw_code ~ estimate_cache_version()))) -%}
-    {%- endfor -%}
-    {%- if not configured %}
-    select
-        cast(null as {{ dbt.type_string() }}) as model_name,
-        cast(null as date) as prediction_day,
-        cast(null as date) as calibration_slice,
-        cast(null as {{ dbt.type_string() }}) as inputs_fingerprint
-    where 1 = 0
-    {%- else %}
     with configured as (
-        {%- for name, longest_window, fingerprint in configured %}
-        select
-            {{ sql_literal(name) }} as model_name,
-            {{ longest_window }} as longest_window,
-            {{ sql_literal(fingerprint) }} as config_fingerprint
-        {%- if not loop.last %} union all{% endif %}
-        {%- endfor %}
+        {{ binary_model_fingerprints() }}
     ),
 
     spans as (
@@ -76,11 +82,9 @@
         where models.reference_end <= {{ run_date() }}
     ),
 
+    -- A calibration is a function of its inputs: their fingerprint stands for it.
     calibrations as (
-        select
-            model_name,
-            calibration_slice,
-            {{ dbt.hash(ordered_listagg(_calibration_row_text(), "'|'", 'order by position')) }} as calibration_fingerprint
+        select model_name, calibration_slice, max(inputs_fingerprint) as calibration_fingerprint
         from {{ ref('int_binary_calibration') }}
         group by model_name, calibration_slice
     ),
@@ -115,17 +119,6 @@
     inner join partitions
         on partitions.partition_date between spans.reference_start and spans.calibration_slice
         or partitions.partition_date >= spans.windows_start
-    {%- endif %}
-{%- endmacro %}
-
-{% macro _calibration_row_text() -%}
-    {%- set columns = ['position', 'is_predicted_positive', 'first_fine_bin', 'last_fine_bin', 'slice_labeled',
-                       'n_labeled', 'n_pos', 'probability', 'psi_group', 'psi_group_share', 'psi_floor',
-                       'side_first_fine_bin', 'side_last_fine_bin'] -%}
-    {%- for column in columns -%}
-    coalesce(cast({{ column }} as {{ dbt.type_string() }}), '')
-    {%- if not loop.last %} || ',' || {% endif -%}
-    {%- endfor -%}
 {%- endmacro %}
 
 {#- Pre-hook of int_estimated_days: drop the stored rows of days whose inputs changed, or
@@ -280,22 +273,8 @@ bin_map as (
     arrive before its prediction), and estimate_cache_version(). Once the reference's
     labels are in, nothing changes night to night. -#}
 {% macro calibration_inputs() -%}
-    {%- set configured = [] -%}
-    {%- for name, m in var('models').items() if m.task == 'binary_classification' -%}
-        {%- do configured.append((name, local_md5(tojson(m, sort_keys=True) ~ model.raw_code ~ estimate_cache_version()))) -%}
-    {%- endfor -%}
-    {%- if not configured %}
-    select
-        cast(null as {{ dbt.type_string() }}) as model_name,
-        cast(null as date) as calibration_slice,
-        cast(null as {{ dbt.type_string() }}) as inputs_fingerprint
-    where 1 = 0
-    {%- else %}
     with configured as (
-        {%- for name, fingerprint in configured %}
-        select {{ sql_literal(name) }} as model_name, {{ sql_literal(fingerprint) }} as config_fingerprint
-        {%- if not loop.last %} union all{% endif %}
-        {%- endfor %}
+        {{ binary_model_fingerprints() }}
     ),
 
     reference_periods as (
@@ -330,17 +309,14 @@ bin_map as (
             and partitions.partition_date between reference_periods.reference_start and reference_periods.reference_end)
         or (partitions.feed = 'labels' and partitions.partition_date <= reference_periods.labels_end)
     group by reference_periods.model_name, reference_periods.reference_end, reference_periods.config_fingerprint
-    {%- endif %}
 {%- endmacro %}
 
 {#- The binary models whose calibration this invocation computes: those whose stored
     calibration's inputs changed (or that have none); every one while dbt parses, on the
     first build, on Spark, and on a table from before the fingerprint. -#}
 {% macro calibrations_to_compute() -%}
-    {%- set binary = [] -%}
-    {%- for name, m in var('models').items() if m.task == 'binary_classification' -%}{%- do binary.append(name) -%}{%- endfor -%}
     {%- if not execute or not is_incremental() or not _has_inputs_fingerprint() -%}
-        {{- return(binary) -}}
+        {{- return(_binary_model_names()) -}}
     {%- endif -%}
     {%- set stale -%}
         select inputs.model_name

@@ -167,8 +167,8 @@
             {{ safe_divide('expected.ranked_pairs', 'expected.positives * expected.negatives') }} as roc_auc,
             {{ safe_divide('expected.precision_sum', 'expected.positives') }} as pr_auc
         from counted
-        left join expected on {% for c in group_columns %}{{ 'and ' if not loop.first }}expected.{{ c }} = counted.{{ c }} {% endfor %}
-        left join psi on {% for c in group_columns %}{{ 'and ' if not loop.first }}psi.{{ c }} = counted.{{ c }} {% endfor %}
+        left join expected on {{ same_values('expected', 'counted', group_columns) }}
+        left join psi on {{ same_values('psi', 'counted', group_columns) }}
     ),
 
     with_variance as (
