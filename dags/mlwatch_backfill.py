@@ -1,4 +1,6 @@
-"""mlwatch_backfill: the warehouse of nightly runs for every day start..end, in one pass.
+"""mlwatch_backfill: the warehouse of nightly runs for every day start..end, in one pass,
+with the alerts each night would have raised (the backtest: never sent; those still open
+on `end` are told once).
 
 Triggered by hand with params `start` and `end`. Equivalent to `mlwatch backfill`.
 """
@@ -36,16 +38,23 @@ def mlwatch_backfill():
         return orchestration.ingest_feed(feed, end, reread_from=start)
 
     @task(trigger_rule="all_done")
+    def backtest(params=None) -> dict:
+        from mlwatch import orchestration
+
+        return orchestration.backtest(dt.date.fromisoformat(params["start"]), dt.date.fromisoformat(params["end"]))
+
+    @task
     def build(params=None) -> dict:
         from mlwatch import orchestration
 
-        return orchestration.build(dt.date.fromisoformat(params["end"]), dt.date.fromisoformat(params["start"]))
+        return orchestration.build(dt.date.fromisoformat(params["end"]), dt.date.fromisoformat(params["start"]),
+                                   statistics=False)
 
     @task
     def evaluate_alerts(params=None) -> dict:
         from mlwatch import orchestration
 
-        return orchestration.evaluate_alerts(dt.date.fromisoformat(params["end"]))
+        return orchestration.evaluate_alerts(dt.date.fromisoformat(params["end"]), backtest=True)
 
     @task
     def notify(params=None) -> dict:
@@ -60,10 +69,10 @@ def mlwatch_backfill():
         return dict(zip(FEEDS, summaries))
 
     loads = [ingest.override(task_id=f"ingest_{feed}")(feed) for feed in FEEDS]
-    built = build()
+    replayed = backtest()
     for load in loads:
-        load >> built
-    built >> evaluate_alerts() >> notify()
+        load >> replayed
+    replayed >> build() >> evaluate_alerts() >> notify()
     all_feeds_loaded(loads)
 
 

@@ -81,7 +81,8 @@ def demo_warehouse(demo_landing, tmp_path_factory):
     def edit(data):
         data["models"]["card_fraud"]["segment_top_k"] = TOP_COUNTRIES
     config = write_config(tmp_path_factory.mktemp("warehouse"), demo_landing, edit=edit)
-    nightly.backfill(config, SMALL_DEMO.start, SMALL_DEMO.end)
+    # The marts only: the alert backtest is tests/test_backtest.py's and tests/test_demo_alerts.py's.
+    nightly.backfill(config, SMALL_DEMO.start, SMALL_DEMO.end, backtest=False)
     return config
 
 

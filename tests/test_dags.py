@@ -48,7 +48,8 @@ def test_task_policies(dagbag, dag_id):
         # Tasks that write the warehouse go one at a time across all runs and DAGs.
         if task.task_id != "all_feeds_loaded":
             assert task.pool == "duckdb_writer", task.task_id
-    assert dag.get_task("build").trigger_rule == "all_done"
+    # The first task after the feeds runs even when one of them failed: the rest of the night goes on.
+    assert dag.get_task("build" if dag_id == "mlwatch_nightly" else "backtest").trigger_rule == "all_done"
 
 
 def test_no_io_and_no_heavy_imports_at_parse_time(tmp_path):

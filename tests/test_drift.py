@@ -45,7 +45,7 @@ def built(tmp_path_factory):
     rng = np.random.default_rng(11)
     for day in REF + CUR:
         write_day(config.landing, day, rng)
-    nightly.backfill(config, REF[0], RUN)
+    nightly.backfill(config, REF[0], RUN, backtest=False)
     return config
 
 

@@ -45,7 +45,7 @@ def test_a_night_counts_its_own_day_a_redelivered_partition_again_and_keeps_the_
         write_toy_day(landing, day, degraded=day >= dt.date(2026, 3, 16))
         day += DAY
 
-    nightly.backfill(nightly_config, FIRST, FINAL + DAY)
+    nightly.backfill(nightly_config, FIRST, FINAL + DAY, backtest=False)
     night = FINAL + 2 * DAY
     while night <= LAST:
         nightly.run_night(nightly_config, night)
@@ -63,7 +63,7 @@ def test_a_night_counts_its_own_day_a_redelivered_partition_again_and_keeps_the_
     # The estimates kept from earlier nights, with tonight's realized values, equal a
     # backfill's from scratch.
     from_scratch = toy_config(tmp_path / "backfill", edit=lambda data: data.update(landing=str(landing)))
-    nightly.backfill(from_scratch, FIRST, LAST)
+    nightly.backfill(from_scratch, FIRST, LAST, backtest=False)
     kept, computed = estimates(nightly_config), estimates(from_scratch)
     assert kept == computed and len(kept) > 100
 

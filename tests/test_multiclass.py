@@ -63,7 +63,7 @@ def built(tmp_path_factory):
     for day in DAYS:
         write_day(folder / "landing", day, rng)
     cfg = load_config(folder / "mlwatch.yml")
-    nightly.backfill(cfg, DAYS[0], RUN)
+    nightly.backfill(cfg, DAYS[0], RUN, backtest=False)
     return cfg
 
 

@@ -132,8 +132,9 @@ def test_backfill_equals_nightly_runs_day_by_day(demo_landing, tmp_path):
         nightly.run_night(day_by_day, day)
         day += dt.timedelta(days=1)
     nightly.backfill(one_pass, first, last)
-    # Alerts and the governance actions they trigger record the nights mlwatch ran
-    # (a backfill decides for its last night only).
+    # Alerts record who decided them and what was told (a backfill tells only what is still
+    # open on its last night: tests/test_backtest.py compares the decisions themselves),
+    # and governance acts on the nights mlwatch ran.
     decisions = {"marts.alerts", "ops.outbox", "ops.alert_nights", "governance.actions"}
     # The estimate's stored day rows hold the days the last run read, and a backfill
     # reads from its first night's label horizon on: a cache, not a figure.

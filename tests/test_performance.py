@@ -182,7 +182,7 @@ def test_a_handful_of_labeled_rows_give_null(tmp_path):
     config = toy_config(tmp_path)  # min_labeled_rows: 30
     for offset in range(3):
         write_toy_day(config.landing, dt.date(2026, 3, 1) + dt.timedelta(days=offset), n=20)
-    nightly.backfill(config, dt.date(2026, 3, 1), dt.date(2026, 3, 4))
+    nightly.backfill(config, dt.date(2026, 3, 1), dt.date(2026, 3, 4), backtest=False)
     with duckdb.connect(str(config.warehouse), read_only=True) as con:
         rows = dict(con.execute(
             "SELECT window_days, (value, n_labeled) FROM marts.performance WHERE metric = 'roc_auc' "
@@ -234,7 +234,7 @@ def test_binned_ranking_is_the_auc_of_binned_scores_and_its_interval_holds_the_e
     for day in days:  # scores that do not separate the classes: AUC and AP inside (0, 1)
         write_toy_day(config.landing, day, n=600, degraded=True)
     run_date = days[-1] + dt.timedelta(days=2)
-    nightly.backfill(config, days[0], run_date)
+    nightly.backfill(config, days[0], run_date, backtest=False)
     rows = ref.labeled_rows(config.warehouse, "toy", run_date, 5)
     part = ref.window(rows, days[-1], 3).assign(weight=1.0)  # the toy's labels carry no weight
     expected = ref.binary(part)
@@ -304,7 +304,7 @@ def test_adaptive_ranking_bins_a_window_only_where_that_cannot_change_a_decision
     days = [dt.date(2026, 3, 1) + dt.timedelta(days=offset) for offset in range(3)]
     for day in days:
         write_ranking_day(config.landing, day, rows_per_kind=6_000)
-    nightly.backfill(config, days[0], days[-1])
+    nightly.backfill(config, days[0], days[-1], backtest=False)
     rows = ref.labeled_rows(config.warehouse, "toy", days[-1], 5)
     methods = {}
     for window_days in (1, 3):

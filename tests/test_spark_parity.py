@@ -238,7 +238,7 @@ def test_binned_ranking_on_spark_equals_duckdb(spark_backfill, tmp_path):
     days = [dt.date(2026, 3, 1) + dt.timedelta(days=offset) for offset in range(4)]
     for day in days:
         write_toy_day(config.landing, day, n=600, degraded=True)
-    nightly.backfill(config, days[0], days[-1])
+    nightly.backfill(config, days[0], days[-1], backtest=False)
     run = spark_engine.build(config, days[-1], days[0], work_dir=spark_backfill.work_dir,
                              session=spark_backfill.session)
 

@@ -15,3 +15,19 @@
     select 1
     {%- endif -%}
 {%- endmacro %}
+
+{#- marts.performance's pre-hook: drop the window ends this invocation recomputes
+    (macros/run_range.sql: the run range, or a backtest night's ends). -#}
+{% macro replace_window_ends() -%}
+    {%- if backtest_night() -%}
+    {%- if target.type == 'spark' -%}
+    {{ exceptions.raise_compiler_error("backtest nights (mlwatch backfill) run on DuckDB only") }}
+    {%- elif is_incremental() -%}
+    delete from {{ this }} where {{ window_end_recomputed('model_name', 'window_end') }}
+    {%- else -%}
+    select 1
+    {%- endif -%}
+    {%- else -%}
+    {{ replace_range('window_end', first_window_end(), run_date()) }}
+    {%- endif -%}
+{%- endmacro %}

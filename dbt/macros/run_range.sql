@@ -34,6 +34,56 @@
     cast('{{ first_window_end_iso() }}' as date)
 {%- endmacro %}
 
+{#- A backtest night: `mlwatch backfill` replays the alert rules on every night of its
+    range, with what each night knew (include/mlwatch/backtest.py). Such a night recomputes
+    every figure a nightly run would, except marts.performance's window ends: only those
+    the rules read that night, its own and the (model, end) pairs in MLWATCH_BACKTEST_ENDS
+    (`model=YYYY-MM-DD`, comma-separated: windows whose estimate the labels settle that
+    night). The others are recomputed by the backfill's build of its last night. DuckDB only. -#}
+{% macro backtest_night() -%}
+    {{- return(execute and env_var('MLWATCH_BACKTEST_NIGHT', '') == '1') -}}
+{%- endmacro %}
+
+{% macro backtest_extra_ends() -%}
+    {%- set pairs = [] -%}
+    {%- if backtest_night() -%}
+    {%- for item in env_var('MLWATCH_BACKTEST_ENDS', '').split(',') if item.strip() -%}
+        {%- set name, end = item.strip().split('=') -%}
+        {%- do pairs.append((name, end)) -%}
+    {%- endfor -%}
+    {%- endif -%}
+    {{- return(pairs) -}}
+{%- endmacro %}
+
+{#- Whether `end_column` (of the model in `model_column`) is a window end this invocation
+    recomputes: the run range, or on a backtest night the ends it reads. -#}
+{% macro window_end_recomputed(model_column, end_column) -%}
+    {%- if backtest_night() -%}
+    ({{ end_column }} = {{ run_date() }}
+        {%- for name, end in backtest_extra_ends() %}
+        or ({{ model_column }} = {{ sql_literal(name) }} and {{ end_column }} = cast('{{ end }}' as date))
+        {%- endfor %})
+    {%- else -%}
+    {{ end_column }} between {{ first_window_end() }} and {{ run_date() }}
+    {%- endif -%}
+{%- endmacro %}
+
+{#- Whether a prediction of `day_column` (of the model in `model_column`) is read by this
+    invocation's windows (`longest` days long), besides the reference period: every window
+    of the run range; on a backtest night, the windows it recomputes and the label
+    horizon's days, whose daily figures (label maturity, coverage) a night recomputes. -#}
+{% macro prediction_day_read(model_column, day_column, longest) -%}
+    {%- if backtest_night() -%}
+    ({{ day_column }} >= least({{ first_window_end() }}, {{ add_days(1 - longest, run_date()) }})
+        {%- for name, end in backtest_extra_ends() %}
+        or ({{ model_column }} = {{ sql_literal(name) }}
+            and {{ day_column }} between {{ add_days(1 - longest, "cast('" ~ end ~ "' as date)") }} and cast('{{ end }}' as date))
+        {%- endfor %})
+    {%- else -%}
+    {{ day_column }} >= {{ add_days(1 - longest, first_window_end()) }}
+    {%- endif -%}
+{%- endmacro %}
+
 {#- One row per day from start to end (ISO strings), as portable SQL. -#}
 {% macro calendar(start_iso, end_iso, column="day") -%}
     {%- set start = modules.datetime.date.fromisoformat(start_iso) -%}

@@ -2,6 +2,7 @@
 
   ingest  -> load the night's partitions (and any late or changed older ones)
   drift   -> histograms of the new days, drift statistics of the night's windows
+  backtest-> a backfill only: replay the alert rules on each night of its range (mlwatch.backtest)
   build   -> dbt build of the warehouse for the night
   alerts  -> evaluate the alert rules, update marts.alerts
   notify  -> queue and deliver messages (Slack, or the local outbox)
@@ -19,8 +20,9 @@ import logging
 from dataclasses import dataclass, field
 from typing import Callable
 
-from mlwatch import feature_value, ingest, self_measure, snapshot, table_docs, transform, validation
+from mlwatch import backtest, feature_value, ingest, self_measure, snapshot, table_docs, transform, validation
 from mlwatch.alerts import delivery, lifecycle, messages, playbooks, rules
+from mlwatch.alerts.load import Load, alert_load
 from mlwatch.config import Config
 from mlwatch.feeds import FEED_NAMES
 from mlwatch.warehouse import connect_writer, table_exists, writer_lock
@@ -41,6 +43,8 @@ class RunReport:
     report: object | None = None          # mlwatch.report.Written
     # Messages the outbox still holds at the end of the night (message_id, channel, error)
     undelivered: list[tuple[str, str, str | None]] = field(default_factory=list)
+    replayed: int = 0                     # a backfill: nights whose alert rules it replayed
+    load: Load | None = None              # a backfill: the alerts its nights opened, against the budget
 
     @property
     def failed_partitions(self) -> list[ingest.PartitionResult]:
@@ -147,8 +151,10 @@ def _rows_rebuilt(con, config: Config, run_date: dt.date, first_window_end: dt.d
                        [since, run_date]).fetchone()[0]
 
 
-def step_alerts(config: Config, run_date: dt.date, *, progress: Progress | None = None) -> lifecycle.LifecycleResult:
-    """Evaluate the rules, move the alert lifecycle on, and record the governance actions they call for."""
+def step_alerts(config: Config, run_date: dt.date, *, progress: Progress | None = None,
+                backtest: bool = False) -> lifecycle.LifecycleResult:
+    """Evaluate the rules, move the alert lifecycle on, and record the governance actions they call for.
+    `backtest`: the last night of a backfill, whose new alerts have origin 'backtest' too."""
     from mlwatch import governance
 
     with connect_writer(config.warehouse) as con, self_measure.recorded(con, run_date, "alerting") as measured:
@@ -156,7 +162,7 @@ def step_alerts(config: Config, run_date: dt.date, *, progress: Progress | None 
         governance.ensure_tables(con)
         candidates = rules.evaluate(con, config, run_date)
         measured.rows = len(candidates)
-        result = lifecycle.apply(con, config, run_date, candidates)
+        result = lifecycle.apply(con, config, run_date, candidates, backtest=backtest)
         for alert_id in result.opened:
             alert = con.execute("SELECT * FROM marts.alerts WHERE alert_id = ?", [alert_id]).fetchone()
             columns = [d[0] for d in con.description]
@@ -225,13 +231,26 @@ def run_night(config: Config, run_date: dt.date, *, progress: Progress | None = 
     return report
 
 
-def backfill(config: Config, start: dt.date, end: dt.date, *, progress: Progress | None = None) -> RunReport:
-    """The warehouse of nightly runs start..end, built in one pass.
+def step_backtest(config: Config, start: dt.date, end: dt.date, *, progress: Progress | None = None) -> int:
+    """Replay the alert rules on the nights start..end-1 not judged yet (mlwatch.backtest)."""
+    with self_measure.measuring() as measured:
+        measured.rows = backtest.replay(config, start, end, progress=lambda text: _say(progress, f"backtest {text}"))
+    with connect_writer(config.warehouse) as con:
+        self_measure.record(con, end, "backtest", measured)
+    return measured.rows
 
-    Every partition of start..end is read again, the marts are built once for the whole
-    range, and alerts are evaluated for the last night only: marts.alerts records what
-    was decided on the nights mlwatch ran, and a backfill does not page anyone for
-    conditions of the past.
+
+def backfill(config: Config, start: dt.date, end: dt.date, *, backtest: bool = True,
+             progress: Progress | None = None) -> RunReport:
+    """The warehouse of nightly runs start..end, built in one pass, with their alerts.
+
+    Every partition of start..end is read again. The alert rules are replayed on every
+    night of the range with what that night knew (mlwatch.backtest): marts.alerts gets
+    what nightly runs would have decided, with origin 'backtest', and nobody is told
+    about conditions of the past. The marts are then built once for the whole range, and
+    the last night is judged and delivered as a nightly run's: the alerts still open
+    then are told once. Without `backtest` (a rebuild of the marts after a data fix, say)
+    only the last night is judged.
     """
     if start > end:
         from mlwatch.errors import UsageError
@@ -240,8 +259,12 @@ def backfill(config: Config, start: dt.date, end: dt.date, *, progress: Progress
     report = RunReport(start=start, end=end)
     report.partitions = step_ingest(config, end, reread_from=start, progress=progress)
     step_drift(config, end, start, progress=progress)
+    if backtest:
+        report.replayed = step_backtest(config, start, end, progress=progress)
     report.model_seconds = step_build(config, end, start, progress=progress)
-    report.alerts = step_alerts(config, end, progress=progress)
+    report.alerts = step_alerts(config, end, progress=progress, backtest=True)
     report.delivery = step_notify(config, end, progress=progress)
     report.report, report.undelivered = step_report(config, end, progress=progress)
+    with connect_writer(config.warehouse) as con:
+        report.load = alert_load(con, config, start, end)
     return report

@@ -43,16 +43,24 @@ def ingest_feed(feed: str, day: dt.date, *, reread_from: dt.date | None = None) 
     return summarize(results).get(feed, {"partitions": 0})
 
 
-def build(day: dt.date, first_window_end: dt.date | None = None) -> dict:
-    # The drift statistics are dbt sources (marts.drift): compute them first, as `mlwatch run` does.
+def build(day: dt.date, first_window_end: dt.date | None = None, *, statistics: bool = True) -> dict:
+    # The drift statistics are dbt sources (marts.drift): compute them first, as `mlwatch run` does
+    # (a backfill's DAG computed them before its backtest: `statistics=False`).
     config = load_config()
-    statistics = nightly.step_drift(config, day, first_window_end)
+    drift = nightly.step_drift(config, day, first_window_end) if statistics else None
     seconds = nightly.step_build(config, day, first_window_end)
-    return {"models": len(seconds), "seconds": round(sum(seconds.values()), 1), "drift_statistics": statistics}
+    return {"models": len(seconds), "seconds": round(sum(seconds.values()), 1), "drift_statistics": drift}
 
 
-def evaluate_alerts(day: dt.date) -> dict:
-    result = nightly.step_alerts(load_config(), day)
+def backtest(start: dt.date, end: dt.date) -> dict:
+    """A backfill's drift statistics, then its alert backtest (mlwatch.backtest)."""
+    config = load_config()
+    statistics = nightly.step_drift(config, end, start)
+    return {"drift_statistics": statistics, "nights_replayed": nightly.step_backtest(config, start, end)}
+
+
+def evaluate_alerts(day: dt.date, *, backtest: bool = False) -> dict:
+    result = nightly.step_alerts(load_config(), day, backtest=backtest)
     return {"opened": result.opened, "updated": result.updated, "resolved": result.resolved, "digest": result.digest}
 
 

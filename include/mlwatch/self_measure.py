@@ -8,9 +8,9 @@ one after the other: its constraint is the step that took the longest, and relie
 moves the constraint to the next longest.
 
 Rows processed, per step: ingest and validation, input rows read and validated;
-statistics, drift statistics written; dbt_build, prediction rows in the span the build
-recomputes; alerting, alert candidates judged; notify, messages handled; reporting,
-charts drawn.
+statistics, drift statistics written; backtest (a backfill's), nights replayed;
+dbt_build, prediction rows in the span the build recomputes; alerting, alert candidates
+judged; notify, messages handled; reporting, charts drawn.
 """
 
 from __future__ import annotations
@@ -25,7 +25,7 @@ import duckdb
 
 from mlwatch.warehouse import table_exists
 
-STEPS = ["ingest", "validation", "statistics", "dbt_build", "alerting", "notify", "reporting"]
+STEPS = ["ingest", "validation", "statistics", "backtest", "dbt_build", "alerting", "notify", "reporting"]
 
 
 def ensure_tables(con: duckdb.DuckDBPyConnection) -> None:

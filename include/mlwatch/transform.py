@@ -124,8 +124,11 @@ def _slos(model) -> dict:
 
 
 @contextlib.contextmanager
-def _environment(config: Config, run_date: dt.date, first_window_end: dt.date) -> Iterator[None]:
+def _environment(config: Config, run_date: dt.date, first_window_end: dt.date,
+                 backtest_ends: list[tuple[str, dt.date]] | None = None) -> Iterator[None]:
     updates = {
+        "MLWATCH_BACKTEST_NIGHT": "" if backtest_ends is None else "1",
+        "MLWATCH_BACKTEST_ENDS": ",".join(f"{name}={end.isoformat()}" for name, end in backtest_ends or ()),
         "MLWATCH_WAREHOUSE": str(config.warehouse),
         "MLWATCH_RUN_DATE": run_date.isoformat(),
         "MLWATCH_FIRST_WINDOW_END": first_window_end.isoformat(),
@@ -174,13 +177,21 @@ def manifest_path(config: Config) -> Path:
 
 
 def build(config: Config, run_date: dt.date, first_window_end: dt.date | None = None, *,
-          select: str | None = None, progress: Callable[[str], None] | None = None) -> dict[str, float]:
-    """`dbt build` for the run; returns seconds per model. Raises TransformError on failure."""
+          select: str | None = None, progress: Callable[[str], None] | None = None,
+          backtest_ends: list[tuple[str, dt.date]] | None = None) -> dict[str, float]:
+    """`dbt build` for the run; returns seconds per model. Raises TransformError on failure.
+
+    With `backtest_ends`, a backtest night (mlwatch.backtest): a `dbt run` (the data tests
+    run once, in the backfill's build of its last night) that recomputes only the window
+    ends the alert rules read that night, its own and these (model, window end) pairs
+    (dbt/macros/run_range.sql).
+    """
     first_window_end = first_window_end or run_date
     artifacts = artifacts_dir(config)
-    args = dbt_args("build", config, artifacts, select=select)
+    args = dbt_args("build" if backtest_ends is None else "run", config, artifacts, select=select)
     started = time.monotonic()
-    timings, failure = invoke(args, config, run_date, first_window_end, progress=progress)
+    timings, failure = invoke(args, config, run_date, first_window_end, progress=progress,
+                              backtest_ends=backtest_ends)
     log.info("dbt build for %s finished in %.1fs", run_date, time.monotonic() - started)
     if failure is not None:
         hint = (f" DuckDB had warehouse_memory_limit = {config.warehouse_memory_limit} for it: raise that in "
@@ -214,7 +225,8 @@ def dbt_args(command: str, config: Config, artifacts: Path, *, select: str | Non
 
 def invoke(args: list[str], config: Config, run_date: dt.date, first_window_end: dt.date, *,
            progress: Callable[[str], None] | None = None,
-           listeners: tuple[Callable, ...] = ()) -> tuple[dict[str, float], str | None]:
+           listeners: tuple[Callable, ...] = (),
+           backtest_ends: list[tuple[str, dt.date]] | None = None) -> tuple[dict[str, float], str | None]:
     """Run dbt with `args` in this process, for any target: seconds per model, and what
     failed (None when dbt succeeded). `listeners` hear every dbt event too."""
     from dbt.cli.main import dbtRunner
@@ -245,7 +257,8 @@ def invoke(args: list[str], config: Config, run_date: dt.date, first_window_end:
         elif event.info.level == "error":
             failures.append(event.info.msg)
 
-    with _DBT_LOCK, _environment(config, run_date, first_window_end), heartbeat or contextlib.nullcontext():
+    with _DBT_LOCK, _environment(config, run_date, first_window_end, backtest_ends), \
+            heartbeat or contextlib.nullcontext():
         try:
             result = dbtRunner(callbacks=[on_event, *listeners]).invoke(args)
         finally:

@@ -34,6 +34,6 @@ inner join models
 where predictions._partition_date <= {{ run_date() }}
     and predictions.prediction_day <= {{ run_date() }}
     and (
-        predictions.prediction_day >= {{ add_days(1 - (max_window | max), first_window_end()) }}
+        {{ prediction_day_read('predictions.model_name', 'predictions.prediction_day', max_window | max) }}
         or predictions.prediction_day between models.reference_start and models.reference_end
     )

@@ -2,8 +2,9 @@
 {%- for name, m in var('models').items() -%}{%- do windows.append(m.windows | max) -%}{%- endfor -%}
 {%- set max_window = windows | max -%}
 {#- The (model, trailing window, window end) rows this invocation recomputes: every
-    window ending from the first window end minus the label horizon to the run date,
-    and never before the model's first prediction. Each carries the slice of the
+    window ending from the first window end minus the label horizon to the run date
+    (on a backtest night, the ends it reads: macros/run_range.sql), and never before the
+    model's first prediction. Each carries the slice of the
     reference period that lies before its end (see marts/performance.sql) and the basis
     period that decides its segment buckets (see int_segment_buckets). -#}
 
@@ -51,3 +52,4 @@ inner join models
 inner join first_days
     on first_days.model_name = windows.model_name
 where calendar.window_end >= first_days.first_day
+    and {{ window_end_recomputed('windows.model_name', 'calendar.window_end') }}

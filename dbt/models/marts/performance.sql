@@ -2,7 +2,7 @@
     config(
         materialized='incremental',
         incremental_strategy='append',
-        pre_hook=["{{ replace_range('window_end', first_window_end(), run_date()) }}", "{{ use_all_cores() }}",
+        pre_hook=["{{ replace_window_ends() }}", "{{ use_all_cores() }}",
                   "{{ without_partial_aggregate_pushdown() }}"],
         post_hook=["{{ use_one_core() }}", "{{ with_every_optimizer() }}"],
     )

@@ -102,9 +102,15 @@ def enqueue(con: duckdb.DuckDBPyConnection, config: Config, run_date: dt.date) -
     """Queue what the night has to say; returns the number of messages queued."""
     ensure_tables(con)
     queued = 0
+    # Open alerts nobody was told about: tonight's, and those a backfill's replayed nights
+    # opened (or a night whose delivery never ran) that are still open.
     fresh = _rows(con.execute(
-        "SELECT * FROM marts.alerts WHERE status = 'open' AND first_seen = ? AND delivery IS NULL", [run_date]))
+        "SELECT * FROM marts.alerts WHERE status = 'open' AND first_seen <= ? AND delivery IS NULL", [run_date]))
     fresh.sort(key=lambda a: (SEVERITY_ORDER.get(a["severity"], 9), a["kind"], a["alert_id"]))
+    # Alerts whose first message is tonight's (this run's, or an earlier run's of the same night):
+    # nothing to edit yet.
+    told_tonight = {a["alert_id"] for a in fresh} | {row[0] for row in con.execute(
+        "SELECT alert_id FROM ops.outbox WHERE kind = 'alert_opened' AND run_date = ?", [run_date]).fetchall()}
     overflow: dict[str, list[dict]] = {}
     for alert in fresh:
         channel = messages.channel(config, alert)
@@ -113,7 +119,7 @@ def enqueue(con: duckdb.DuckDBPyConnection, config: Config, run_date: dt.date) -
             [channel, run_date]).fetchone()[0]
         if used < config.slack.alerts_per_day:
             previous = messages.previous_version(con, alert["model_name"], alert.get("model_version"))
-            queued += _queue(con, messages.alert_opened(alert, config, previous=previous),
+            queued += _queue(con, messages.alert_opened(alert, config, previous=previous, told_on=run_date),
                              target=_thread_of(con, alert))
             con.execute("UPDATE marts.alerts SET delivery = 'message' WHERE alert_id = ?", [alert["alert_id"]])
         else:
@@ -122,6 +128,8 @@ def enqueue(con: duckdb.DuckDBPyConnection, config: Config, run_date: dt.date) -
     for alert in _rows(con.execute(
             "SELECT * FROM marts.alerts WHERE status = 'open' AND delivery = 'message' AND first_seen < ? "
             "AND last_seen = ?", [run_date, run_date])):
+        if alert["alert_id"] in told_tonight:
+            continue
         if alert["escalated_on"] == run_date:    # edits the message too, and tells the owner in its thread
             escalated = messages.alert_escalated(alert, config)
             queued += _queue(con, escalated, target=f"{alert['alert_id']}:opened")
@@ -131,6 +139,8 @@ def enqueue(con: duckdb.DuckDBPyConnection, config: Config, run_date: dt.date) -
     for alert in _rows(con.execute(
             "SELECT * FROM marts.alerts WHERE status = 'open' AND delivery = 'message' AND last_seen < ? "
             "AND list_contains(unjudged_nights, ?)", [run_date, run_date])):
+        if alert["alert_id"] in told_tonight:
+            continue
         queued += _queue(con, messages.alert_unjudged(alert, config, run_date), target=f"{alert['alert_id']}:opened")
     for alert in _rows(con.execute(
             "SELECT * FROM marts.alerts WHERE status = 'resolved' AND resolved_on = ? AND delivery = 'message' "
@@ -140,9 +150,10 @@ def enqueue(con: duckdb.DuckDBPyConnection, config: Config, run_date: dt.date) -
             "SELECT * FROM marts.alerts WHERE settled_on = ? AND delivery = 'message'", [run_date])):
         queued += _queue(con, messages.alert_settled(alert, config), target=f"{alert['alert_id']}:opened")
 
+    # Over the budget: into the digest (also on a rerun, after the first run marked them).
     for alert in _rows(con.execute(
-            "SELECT * FROM marts.alerts WHERE delivery = 'digest' AND first_seen = ? ORDER BY severity, alert_id",
-            [run_date])):
+            "SELECT * FROM marts.alerts WHERE delivery = 'digest' AND (first_seen = ? OR list_contains(?, alert_id)) "
+            "ORDER BY severity, alert_id", [run_date, sorted(told_tonight)])):
         overflow.setdefault(messages.channel(config, alert), []).append(alert)
     drift_items: dict[str, list[dict]] = {}
     unchanged: dict[str, list[dict]] = {}

@@ -64,7 +64,8 @@ CREATE TABLE IF NOT EXISTS marts.alerts (
     settlement VARCHAR,        -- estimated alerts: 'confirmed' or 'withdrawn' by the labels (alerts/settlement.py)
     settled_on DATE,
     settlement_detail VARCHAR,
-    thread_alert_id VARCHAR    -- a realized alert told in the thread of the estimate it confirms
+    thread_alert_id VARCHAR,   -- a realized alert told in the thread of the estimate it confirms
+    origin VARCHAR             -- 'night': opened by a nightly run; 'backtest': by a backfill replaying its nights
 )
 """
 
@@ -90,8 +91,10 @@ def ensure_tables(con: duckdb.DuckDBPyConnection) -> None:
                          ("unjudged_nights", "DATE[]"), ("unjudged_reason", "VARCHAR"),
                          ("digest_listed_on", "DATE"), ("digest_listed_value", "DOUBLE"),
                          ("settlement", "VARCHAR"), ("settled_on", "DATE"), ("settlement_detail", "VARCHAR"),
-                         ("thread_alert_id", "VARCHAR")):
+                         ("thread_alert_id", "VARCHAR"), ("origin", "VARCHAR")):
         con.execute(f"ALTER TABLE marts.alerts ADD COLUMN IF NOT EXISTS {column} {kind}")
+    # Before backfills replayed their nights, every alert was a nightly run's.
+    con.execute("UPDATE marts.alerts SET origin = 'night' WHERE origin IS NULL")
     con.execute("CREATE TABLE IF NOT EXISTS ops.alert_nights (run_date DATE PRIMARY KEY)")
 
 
@@ -109,7 +112,10 @@ def playbook_for(config: Config, candidate: Candidate) -> str:
 
 
 def apply(con: duckdb.DuckDBPyConnection, config: Config, run_date: dt.date,
-          candidates: list[Candidate]) -> LifecycleResult:
+          candidates: list[Candidate], *, backtest: bool = False) -> LifecycleResult:
+    """Move the lifecycle on by one night. `backtest`: a night of a backfill (mlwatch.backtest);
+    the alerts it opens have origin 'backtest', and nobody is told about them unless they
+    are still open on the backfill's last night."""
     ensure_tables(con)
     result = LifecycleResult(run_date=run_date)
     latest = con.execute("SELECT max(run_date) FROM ops.alert_nights").fetchone()[0]
@@ -121,7 +127,7 @@ def apply(con: duckdb.DuckDBPyConnection, config: Config, run_date: dt.date,
     con.execute("BEGIN TRANSACTION")
     try:
         for candidate in candidates:
-            _upsert(con, config, candidate, result)
+            _upsert(con, config, candidate, result, backtest)
         keys = {c.dedupe_key for c in candidates}  # suppressed ones too: the condition still holds
         cleared = [a for a in _active(con, run_date) if a["dedupe_key"] not in keys]
         for alert in cleared:
@@ -169,7 +175,8 @@ def _resolves(config: Config, alert: dict, run_date: dt.date) -> bool:
     return (run_date - alert["last_seen"]).days - len(unjudged) >= model.slos.performance.resolve_after_days
 
 
-def _upsert(con: duckdb.DuckDBPyConnection, config: Config, c: Candidate, result: LifecycleResult) -> None:
+def _upsert(con: duckdb.DuckDBPyConnection, config: Config, c: Candidate, result: LifecycleResult,
+            backtest: bool) -> None:
     playbook = playbook_for(config, c)
     status = "digest" if playbook == PLAYBOOK_DIGEST else "open"
     values = [c.severity, c.title, c.model_version, c.metric, c.segment, c.segment_value, c.window_days,
@@ -199,7 +206,8 @@ def _upsert(con: duckdb.DuckDBPyConnection, config: Config, c: Candidate, result
     con.execute(
         "INSERT INTO marts.alerts (alert_id, dedupe_key, model_name, kind, playbook, status, first_seen, last_seen, "
         "severity, title, model_version, metric, segment, segment_value, window_days, value, reference_value, "
-        "ci_low, ci_high, since, evidence) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-        [new_id, c.dedupe_key, c.model_name, c.kind, playbook, status, c.run_date, c.run_date, *values],
+        "ci_low, ci_high, since, evidence, origin) "
+        "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        [new_id, c.dedupe_key, c.model_name, c.kind, playbook, status, c.run_date, c.run_date, *values, "backtest" if backtest else "night"],
     )
     (result.digest if status == "digest" else result.opened).append(new_id)

@@ -161,9 +161,19 @@ def _guidance(config: Config, alert: dict[str, Any], previous: str | None, day: 
             "headline": alert["title"], "severity": alert["severity"], "alert_id": alert["alert_id"]}
 
 
-def alert_opened(alert: dict[str, Any], config: Config, *, previous: str | None = None) -> Message:
-    return Message(message_id=f"{alert['alert_id']}:opened", run_date=alert["first_seen"], kind="alert_opened",
-                   **_guidance(config, alert, previous, alert["first_seen"]))
+def alert_opened(alert: dict[str, Any], config: Config, *, previous: str | None = None,
+                 told_on: dt.date | None = None) -> Message:
+    """The alert's first message, told on the night it opened, or later (`told_on`): a backfill
+    tells on its last night what its replayed nights opened and did not close."""
+    told_on = told_on or alert["first_seen"]
+    late = None
+    if told_on > alert["first_seen"]:
+        late = (f"Open since {_date(alert['first_seen'])}: "
+                + ("found by the backtest of `mlwatch backfill`, which replayed the nights before "
+                   f"{_date(told_on)} with what each of them knew" if alert.get("origin") == "backtest"
+                   else f"first told on {_date(told_on)}, the first delivery since it opened"))
+    return Message(message_id=f"{alert['alert_id']}:opened", run_date=told_on, kind="alert_opened", status=late,
+                   **_guidance(config, alert, previous, told_on))
 
 
 def alert_update(alert: dict[str, Any], config: Config, *, previous: str | None = None) -> Message:

@@ -106,7 +106,7 @@ def render(data: ReportData, previous: str | None = None) -> tuple[str, int]:
         alerts_evaluated=data.alerts_evaluated, latest_alert_night=data.latest_alert_night,
         judged=s["slos_judged"], missed=s["slos_missed"], constraint=data.constraint,
         ledger=_records(data.ledger), self_ledger=_records(data.self_ledger),
-        unconfigured=_records(data.unconfigured),
+        unconfigured=_records(data.unconfigured), load=data.load,
         pipeline_charts=[embed(key, fig, f"pipeline-{key}") for key, fig in pipeline],
     )
     return html, drawn

@@ -9,6 +9,7 @@ import duckdb
 import pandas as pd
 
 from mlwatch.alerts import evidence, messages, rules
+from mlwatch.alerts.load import Load, alert_load
 from mlwatch.config import PLAYBOOK_DIGEST, Config
 from mlwatch.warehouse import table_exists
 
@@ -47,12 +48,14 @@ class ReportData:
     self_ledger: pd.DataFrame = field(default_factory=pd.DataFrame)     # mlwatch's own steps
     alerts: list[dict] = field(default_factory=list)
     digest: list[dict] = field(default_factory=list)
-    # Alerts are decided on the nights mlwatch runs (a backfill: its last night only); on
-    # any other day, no open alert means nobody looked, not that all is well.
+    # Alerts are decided on the nights mlwatch runs (a backfill: every night of its range);
+    # on any other day, no open alert means nobody looked, not that all is well.
     alerts_evaluated: bool = True
     latest_alert_night: dt.date | None = None
     # Rows that arrived on the day for a model the configuration does not name (labels, predictions, costs)
     unconfigured: pd.DataFrame = field(default_factory=pd.DataFrame)
+    # The alerts the history's nights opened, against the decision budget
+    load: Load | None = None
 
     @property
     def constraint(self) -> dict | None:
@@ -160,6 +163,7 @@ def load(con: duckdb.DuckDBPyConnection, config: Config, day: dt.date) -> Report
             (data.digest if alert["status"] == "digest" else data.alerts).append(alert)
         for model in data.models:
             model.unpaged = _unpaged(con, config, model, data.alerts, day)
+    data.load = alert_load(con, config, since, day)
     return data
 
 
