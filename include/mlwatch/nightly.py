@@ -20,7 +20,8 @@ import logging
 from dataclasses import dataclass, field
 from typing import Callable
 
-from mlwatch import backtest, feature_value, ingest, self_measure, snapshot, table_docs, transform, validation
+from mlwatch import feature_value, ingest, self_measure, snapshot, table_docs, transform, validation
+from mlwatch import backtest as alert_backtest
 from mlwatch.alerts import delivery, lifecycle, messages, playbooks, rules
 from mlwatch.alerts.load import Load, alert_load
 from mlwatch.config import Config
@@ -234,7 +235,8 @@ def run_night(config: Config, run_date: dt.date, *, progress: Progress | None = 
 def step_backtest(config: Config, start: dt.date, end: dt.date, *, progress: Progress | None = None) -> int:
     """Replay the alert rules on the nights start..end-1 not judged yet (mlwatch.backtest)."""
     with self_measure.measuring() as measured:
-        measured.rows = backtest.replay(config, start, end, progress=lambda text: _say(progress, f"backtest {text}"))
+        measured.rows = alert_backtest.replay(config, start, end,
+                                              progress=lambda text: _say(progress, f"backtest {text}"))
     with connect_writer(config.warehouse) as con:
         self_measure.record(con, end, "backtest", measured)
     return measured.rows

@@ -208,6 +208,7 @@ def _upsert(con: duckdb.DuckDBPyConnection, config: Config, c: Candidate, result
         "severity, title, model_version, metric, segment, segment_value, window_days, value, reference_value, "
         "ci_low, ci_high, since, evidence, origin) "
         "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-        [new_id, c.dedupe_key, c.model_name, c.kind, playbook, status, c.run_date, c.run_date, *values, "backtest" if backtest else "night"],
+        [new_id, c.dedupe_key, c.model_name, c.kind, playbook, status, c.run_date, c.run_date, *values,
+         "backtest" if backtest else "night"],
     )
     (result.digest if status == "digest" else result.opened).append(new_id)
