@@ -122,7 +122,7 @@ def night_after(work: Path, history: int, delay: int) -> dict:
             if dt.date.fromisoformat(folder.name[3:]) <= night:
                 os.symlink(folder, here / "landing" / feed / folder.name)
     subprocess.run([str(MLWATCH), "backfill", "--start", str(FIRST_DAY),
-                    "--end", str(night - dt.timedelta(days=1)), "-c", str(config)],
+                    "--end", str(night - dt.timedelta(days=1)), "--no-backtest", "-c", str(config)],
                    cwd=here, check=True, capture_output=True)
     # The measured night in a process of its own, so that its peak RSS is its own.
     measured = subprocess.run([sys.executable, __file__, "--measure", str(here), str(night)],

@@ -67,7 +67,7 @@ def main() -> None:
     config = write_config(args.work, args.delay)
     big_night = FIRST_DAY + dt.timedelta(days=args.history)
     subprocess.run([str(MLWATCH), "backfill", "--start", str(FIRST_DAY),
-                    "--end", str(big_night - dt.timedelta(days=1)), "-c", str(config)],
+                    "--end", str(big_night - dt.timedelta(days=1)), "--no-backtest", "-c", str(config)],
                    cwd=args.work, check=True, capture_output=True)
     big = measured_night(args.work, big_night)
     print(f"  {args.big:,}-row night {big_night}: {big}", flush=True)
