@@ -7,7 +7,7 @@
     own SQL): change it with any change to the SQL of the estimate (these macros,
     estimated_performance.sql, marts.performance_estimated), so that warehouses built by
     an earlier mlwatch count and estimate again instead of keeping the old rows. -#}
-{% macro estimate_cache_version() -%}2026-12-07.3{%- endmacro %}
+{% macro estimate_cache_version() -%}2026-12-07.4{%- endmacro %}
 
 {#- The names of the configured binary models (the only ones estimated). -#}
 {% macro _binary_model_names() -%}
