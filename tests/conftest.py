@@ -48,7 +48,7 @@ SMALL_DEMO = DemoSpec(fraud_per_day=1500, eta_per_day=800)
 # The longest test files, longest first. With two workers (Makefile: pytest -n 2 --dist
 # loadfile --no-loadscope-reorder) a worker takes whole files in collection order, so a long
 # file started last would finish alone; started first, the rest runs beside it.
-SLOWEST_FIRST = ("test_demo_alerts.py", "test_scheduler_postgres.py", "test_spark_parity.py")
+SLOWEST_FIRST = ("test_demo_alerts.py", "test_backtest.py", "test_spark_parity.py", "test_scheduler_postgres.py")
 
 
 def pytest_collection_modifyitems(config, items):
