@@ -134,6 +134,15 @@ def test_a_sustained_moderate_drop_pages_from_the_window_whose_labels_show_it(tm
                      "does not show it yet")
 
 
+def test_a_past_drop_lingering_in_the_longer_window_does_not_page_again(tmp_path):
+    """Three weeks after a 4% drop that lasted a week (paged then, resolved since), its days
+    still pull the 30-day window 2% down, significantly; the last week is back within
+    tolerance, so nothing lasts."""
+    config = windows_config(tmp_path)
+    assert whole_model(config, NIGHT, (7, 0.968, 0.956, 0.980, 0.971, 1200),
+                       (30, 0.951, 0.946, 0.956, 0.971, 5000)) == []
+
+
 def test_a_large_drop_pages_from_the_judged_window(tmp_path):
     config = windows_config(tmp_path)
     [alert] = whole_model(config, NIGHT, (7, 0.90, 0.88, 0.92, 0.971, 1200), (30, 0.955, 0.95, 0.96, 0.971, 5000))

@@ -315,6 +315,9 @@ def demo(days: int = typer.Option(60, help="Days of data."),
              None, "--replay-from",
              help="Build up to the day before in one pass, then run every night from this date on as the "
                   "nightly DAG would (slower: a backfill replays the alert rules night by night already)."),
+         backtest: bool = typer.Option(True, "--backtest/--no-backtest",
+                                       help="Replay the alert rules on every night, to show each incident's "
+                                            "alert (default), or judge the last night only (about 5x faster)."),
          config: Optional[Path] = ConfigOption) -> None:
     """Make the sample landing zone and run the pipeline over it."""
     from mlwatch.demo import runner as demo_module
@@ -327,7 +330,7 @@ def demo(days: int = typer.Option(60, help="Days of data."),
     if replay_from is None:
         from mlwatch import nightly
 
-        report = nightly.backfill(cfg, spec.start, spec.end, progress=progress)
+        report = nightly.backfill(cfg, spec.start, spec.end, backtest=backtest, progress=progress)
     else:
         report = demo_module.replay(cfg, spec, _date(replay_from, "--replay-from"), progress)
     _summary(report)

@@ -177,7 +177,7 @@ def manifest_path(config: Config) -> Path:
 
 
 def build(config: Config, run_date: dt.date, first_window_end: dt.date | None = None, *,
-          select: str | None = None, progress: Callable[[str], None] | None = None,
+          select: str | None = None, exclude: str | None = None, progress: Callable[[str], None] | None = None,
           backtest_ends: list[tuple[str, dt.date]] | None = None) -> dict[str, float]:
     """`dbt build` for the run; returns seconds per model. Raises TransformError on failure.
 
@@ -188,7 +188,7 @@ def build(config: Config, run_date: dt.date, first_window_end: dt.date | None = 
     """
     first_window_end = first_window_end or run_date
     artifacts = artifacts_dir(config)
-    args = dbt_args("build" if backtest_ends is None else "run", config, artifacts, select=select)
+    args = dbt_args("build" if backtest_ends is None else "run", config, artifacts, select=select, exclude=exclude)
     started = time.monotonic()
     timings, failure = invoke(args, config, run_date, first_window_end, progress=progress,
                               backtest_ends=backtest_ends)
@@ -204,7 +204,7 @@ def build(config: Config, run_date: dt.date, first_window_end: dt.date | None = 
 
 
 def dbt_args(command: str, config: Config, artifacts: Path, *, select: str | None = None,
-             target: str | None = None) -> list[str]:
+             exclude: str | None = None, target: str | None = None) -> list[str]:
     """dbt's command line for this project: `command`, the configuration as --vars, target
     and logs under `artifacts`, quiet; `target` names a profiles.yml target other than the default."""
     args = [
@@ -220,6 +220,8 @@ def dbt_args(command: str, config: Config, artifacts: Path, *, select: str | Non
     ]
     if select:
         args += ["--select", select]
+    if exclude:
+        args += ["--exclude", *exclude.split()]
     return args
 
 

@@ -128,11 +128,17 @@ def _fired_windows(model: ModelConfig, run_date: dt.date,
     The judged window (slos.performance.window_days) sees a large drop within days: its
     interval must exclude the reference, as always. A smaller drop that lasts shows in the
     longer configured windows first; those are tested too, with Benjamini-Hochberg across
-    them (they are extra tests; the judged window keeps its own power).
+    them (they are extra tests; the judged window keeps its own power). A drop lasts while
+    the judged window's own point estimate is beyond tolerance (or it has too few labels
+    to say): a past incident whose days linger in a 30-day window after the last week
+    came back within tolerance is not a drop that lasts, and does not page again.
     """
     judged = model.alert_window_days
     tested = []                 # (window, its rows newest first, one-sided p of tonight's row)
-    for window in sorted({judged, *(w for w in model.windows if w > judged)}):
+    windows = sorted({judged, *(w for w in model.windows if w > judged)})
+    if not _lasts(model, rows_of(judged), run_date):
+        windows = [judged]
+    for window in windows:
         rows = rows_of(window)
         p = _one_sided_p(model, rows[0]) if rows and rows[0]["window_end"] == run_date else None
         if p is not None and rows[0]["n_labeled"] >= model.slos.performance.min_labeled:
@@ -143,6 +149,16 @@ def _fired_windows(model: ModelConfig, run_date: dt.date,
     fired = [(window, rows, degradation) for window, rows, _ in significant
              if (degradation := _degradation(model, rows[0])) is not None]
     return fired, len(longer)
+
+
+def _lasts(model: ModelConfig, judged_rows: list[dict], run_date: dt.date) -> bool:
+    """Whether tonight's judged window still shows the drop in its point estimate, or cannot tell."""
+    row = judged_rows[0] if judged_rows and judged_rows[0]["window_end"] == run_date else None
+    if row is None or row["value"] is None or row["reference_value"] is None \
+            or row["n_labeled"] < model.slos.performance.min_labeled:
+        return True
+    degradation = relative_degradation(model.task, row["metric"], row["value"], row["reference_value"])
+    return degradation > model.slos.performance.max_relative_drop
 
 
 def performance_drop(con: duckdb.DuckDBPyConnection, config: Config, run_date: dt.date) -> list[Candidate]:
