@@ -65,7 +65,6 @@ def replay_night(config: Config, night: dt.date, *, first: bool = True) -> lifec
     """One night as a nightly run would have judged it: the marts it reads, its rules, its
     lifecycle. `first`: the first night of a replay, which builds the staging views too."""
     with connect_writer(config.warehouse) as con:
-        lifecycle.ensure_tables(con)
         extra = settled_ends(con, config, night)
     with writer_lock(config.warehouse):
         transform.build(config, night, night, backtest_ends=extra, exclude=None if first else NOT_REBUILT)

@@ -66,15 +66,20 @@ def _sql_command(query: str) -> str:
 # ------------------------------------------------------------------ performance
 
 
+def _point_degradation(model: ModelConfig, row: dict) -> float | None:
+    """The row's relative degradation from its point estimate, or None with too few labels to say."""
+    value, reference = row["value"], row["reference_value"]
+    if value is None or reference is None or row["n_labeled"] < model.slos.performance.min_labeled:
+        return None
+    return relative_degradation(model.task, row["metric"], value, reference)
+
+
 def _degradation(model: ModelConfig, row: dict) -> float | None:
     """The relative degradation if this marts.performance row breaches the SLO, else None."""
-    slo = model.slos.performance
-    value, reference = row["value"], row["reference_value"]
-    if value is None or reference is None or row["n_labeled"] < slo.min_labeled:
+    degradation = _point_degradation(model, row)
+    if degradation is None or degradation <= model.slos.performance.max_relative_drop:
         return None
-    degradation = relative_degradation(model.task, row["metric"], value, reference)
-    if degradation <= slo.max_relative_drop:
-        return None
+    reference = row["reference_value"]
     higher = metric_info(model.task, row["metric"]).higher_is_better
     excluded = (row["ci_high"] is not None and row["ci_high"] < reference) if higher \
         else (row["ci_low"] is not None and row["ci_low"] > reference)
@@ -135,11 +140,12 @@ def _fired_windows(model: ModelConfig, run_date: dt.date,
     """
     judged = model.alert_window_days
     tested = []                 # (window, its rows newest first, one-sided p of tonight's row)
+    rows_by_window = {judged: rows_of(judged)}
     windows = sorted({judged, *(w for w in model.windows if w > judged)})
-    if not _lasts(model, rows_of(judged), run_date):
+    if not _lasts(model, rows_by_window[judged], run_date):
         windows = [judged]
     for window in windows:
-        rows = rows_of(window)
+        rows = rows_by_window[window] if window in rows_by_window else rows_of(window)
         p = _one_sided_p(model, rows[0]) if rows and rows[0]["window_end"] == run_date else None
         if p is not None and rows[0]["n_labeled"] >= model.slos.performance.min_labeled:
             tested.append((window, rows, p))
@@ -154,11 +160,8 @@ def _fired_windows(model: ModelConfig, run_date: dt.date,
 def _lasts(model: ModelConfig, judged_rows: list[dict], run_date: dt.date) -> bool:
     """Whether tonight's judged window still shows the drop in its point estimate, or cannot tell."""
     row = judged_rows[0] if judged_rows and judged_rows[0]["window_end"] == run_date else None
-    if row is None or row["value"] is None or row["reference_value"] is None \
-            or row["n_labeled"] < model.slos.performance.min_labeled:
-        return True
-    degradation = relative_degradation(model.task, row["metric"], row["value"], row["reference_value"])
-    return degradation > model.slos.performance.max_relative_drop
+    degradation = _point_degradation(model, row) if row is not None else None
+    return degradation is None or degradation > model.slos.performance.max_relative_drop
 
 
 def performance_drop(con: duckdb.DuckDBPyConnection, config: Config, run_date: dt.date) -> list[Candidate]:
