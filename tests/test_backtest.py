@@ -3,6 +3,9 @@ its range are those nightly runs of the same nights record, and nobody is told a
 but for those still open on its last night."""
 
 import datetime as dt
+import os
+import subprocess
+import sys
 
 import duckdb
 import pytest
@@ -119,3 +122,19 @@ def test_the_load_counts_what_would_have_paged_per_night_and_channel(backfilled)
     assert [(n, c) for n, c, _ in tight.over_budget] == sorted(tight.pages)
     lines = "\n".join(report.load.lines())
     assert f"{report.load.total} alert(s) would have paged" in lines and "over budget: no night" in lines
+
+
+def test_mlwatch_alerts_tells_the_backtest_s_alerts_apart(backfilled):
+    config, _ = backfilled
+
+    def listed(*args):
+        done = subprocess.run([sys.executable, "-m", "mlwatch.cli", "alerts", *args, "-c", config.source],
+                              capture_output=True, text=True, timeout=300, env={**os.environ, "COLUMNS": "300"})
+        assert done.returncode == 0, done.stderr
+        return done.stdout
+
+    replayed = listed("--origin", "backtest")
+    assert "since" in replayed and "origin" in replayed      # when it began, and who opened it
+    assert replayed.count(" backtest ") == len(alerts(config)) and " night " not in replayed
+    assert listed("--status", "open").count(" backtest ") == len([a for a in alerts(config) if a["status"] == "open"])
+    assert "No alerts opened by a nightly run in" in listed("--origin", "night")

@@ -187,12 +187,16 @@ def test_tables_are_documented_where_analysts_look(built):
     assert undocumented == [] and tables == 0
 
 
-def test_alerts_command_lists_the_alert_table(built):
+def test_alerts_command_says_when_there_is_nothing_to_list(built):
+    """The toy's five days page nothing: an empty list says so (tests/test_backtest.py
+    lists alerts that are there)."""
     folder = built.source.rsplit("/", 1)[0]
     result = mlwatch("alerts", "--status", "open", cwd=folder)
-    assert result.returncode == 0 and "alert_id" in result.stdout
-    assert "since" in result.stdout      # when the condition began, as the Slack message says
+    assert result.returncode == 0 and f"No open alerts in {built.warehouse}" in result.stdout
+    quiet = mlwatch("alerts", "--status", "resolved", "--origin", "night", cwd=folder)
+    assert quiet.returncode == 0 and "No resolved alerts opened by a nightly run in" in quiet.stdout
     assert mlwatch("alerts", "--status", "bogus", cwd=folder).returncode == 2
+    assert mlwatch("alerts", "--origin", "bogus", cwd=folder).returncode == 2
 
 
 def _files(folder):

@@ -209,14 +209,20 @@ def sql(query: str = typer.Argument(..., help="SQL query (read-only)."),
 
 @app.command()
 def alerts(status: Optional[str] = typer.Option(None, "--status", help="open, resolved or digest."),
+           origin: Optional[str] = typer.Option(
+               None, "--origin", help="night (opened by a nightly run) or backtest (by a backfill's replay)."),
            config: Optional[Path] = ConfigOption) -> None:
     """The alert table, newest first."""
     if status is not None and status not in ("open", "resolved", "digest"):
         raise UsageError(f"--status must be open, resolved or digest, got {status!r}")
+    if origin is not None and origin not in ("night", "backtest"):
+        raise UsageError(f"--origin must be night or backtest, got {origin!r}")
     cfg = _config(config)
-    where = f"WHERE status = '{status}'" if status else ""
-    query = ("SELECT alert_id, status, severity, kind, model_name, since, first_seen, last_seen, playbook, title "
-             f"FROM marts.alerts {where} ORDER BY last_seen DESC, severity DESC, alert_id")
+    conditions = [f"status = '{status}'" if status else None, f"origin = '{origin}'" if origin else None]
+    where = " AND ".join(c for c in conditions if c)
+    query = ("SELECT alert_id, status, severity, kind, model_name, since, first_seen, last_seen, playbook, origin, "
+             f"title FROM marts.alerts {'WHERE ' + where if where else ''} "
+             "ORDER BY last_seen DESC, severity DESC, alert_id")
     try:
         [result] = adhoc.run_query(cfg.warehouse, query)
     except UsageError as exc:
@@ -224,6 +230,10 @@ def alerts(status: Optional[str] = typer.Option(None, "--status", help="open, re
             out.print("No alerts yet: run `mlwatch run --date D` first.")
             return
         raise
+    if not result.rows:
+        opened_by = {"night": "opened by a nightly run", "backtest": "from a backfill's backtest"}.get(origin or "")
+        out.print(f"No {' '.join(filter(None, [status, 'alerts', opened_by]))} in {cfg.warehouse}.")
+        return
     table = _table(result.columns)
     for row in result.rows:
         table.add_row(*["" if v is None else str(v) for v in row])
