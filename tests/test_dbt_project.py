@@ -39,3 +39,35 @@ def test_every_mart_has_a_key_test():
         if (DBT / "models" / "marts" / f"{name}.sql").exists():
             tests = [next(iter(t)) if isinstance(t, dict) else t for t in model.get("data_tests", [])]
             assert "unique_combination_of_columns" in tests, name
+
+
+def test_the_fast_cte_injection_writes_what_dbt_writes(tmp_path, monkeypatch):
+    """mlwatch.cte_injection skips dbt's sqlparse pass over each statement; the SQL must
+    be the string dbt would have run, for every model with ephemeral parents, on a nightly
+    build and on a replayed night."""
+    import datetime as dt
+
+    import dbt.compilation
+
+    from mlwatch import cte_injection, transform
+    from tests.helpers import toy_config, write_toy_day
+
+    config = toy_config(tmp_path)
+    day = dt.date(2026, 3, 1)
+    write_toy_day(config.landing, day)
+    dbts = getattr(dbt.compilation.inject_ctes_into_sql, "dbt_original", dbt.compilation.inject_ctes_into_sql)
+    compared = []
+
+    def both(sql, ctes):
+        ours = cte_injection.inject(sql, ctes, fallback=lambda *_: None)
+        theirs = dbts(sql, ctes)
+        compared.append((len(ctes), ours == theirs))
+        return theirs
+
+    monkeypatch.setattr(dbt.compilation, "inject_ctes_into_sql", both)
+    for backtest_ends in (None, []):
+        args = transform.dbt_args("compile", config, transform.artifacts_dir(config))
+        _, failure = transform.invoke(args, config, day, day, backtest_ends=backtest_ends)
+        assert failure is None
+    with_parents = [same for n, same in compared if n]
+    assert len(with_parents) >= 30 and all(with_parents), compared
