@@ -1,10 +1,12 @@
 """The NannyML side of bench/cbpe_benchmark.py, run by bench/.venv-competitors' Python.
 
-    python bench/cbpe_nannyml.py export ROWS.parquet
+    python bench/cbpe_nannyml.py export ROWS.parquet [car_loan | work_from_home]
     python bench/cbpe_nannyml.py estimate REFERENCE.parquet WINDOWS.parquet
 
-export: NannyML's synthetic car loan dataset (reference and analysis, with the analysis
-targets) as one table: id, timestamp, score (y_pred_proba), y_pred, y_true, period.
+export: one of NannyML's synthetic binary datasets, the car loan one by default
+(reference and analysis, with the analysis targets), as one table: id, timestamp, score
+(y_pred_proba), y_pred, y_true, period, and the features. work_from_home is the one
+bench/heldout_backtest.py replays the alert rules on.
 estimate: NannyML's CBPE fitted on REFERENCE (score, y_pred, y_true), estimating each
 window of WINDOWS (window, score, y_pred); prints {window: {metric: value}} as JSON. The
 tests run it too (tests/test_performance_estimated.py), on the demo's rows.
@@ -25,12 +27,18 @@ METRICS = {"roc_auc": "roc_auc", "average_precision": "pr_auc", "accuracy": "acc
            "precision": "precision", "recall": "recall", "f1": "f1"}
 
 
-def export(path: str) -> None:
-    reference, analysis, targets = nml.load_synthetic_car_loan_dataset()
+DATASETS = {"car_loan": (nml.load_synthetic_car_loan_dataset, "repaid"),
+            "work_from_home": (nml.load_synthetic_binary_classification_dataset, "work_home_actual")}
+
+
+def export(path: str, dataset: str = "car_loan") -> None:
+    load, target = DATASETS[dataset]
+    reference, analysis, targets = load()
     analysis = analysis.merge(targets, on="id")
     rows = pd.concat([reference.assign(period="reference"), analysis.assign(period="analysis")])
-    rows = rows.rename(columns={"y_pred_proba": "score", "repaid": "y_true"})
-    rows[["id", "timestamp", "score", "y_pred", "y_true", "period"]].to_parquet(path, index=False)
+    rows = rows.rename(columns={"y_pred_proba": "score", target: "y_true"})
+    features = [c for c in rows.columns if c not in ("id", "timestamp", "score", "y_pred", "y_true", "period")]
+    rows[["id", "timestamp", "score", "y_pred", "y_true", "period", *features]].to_parquet(path, index=False)
 
 
 def estimate(reference_path: str, windows_path: str) -> None:

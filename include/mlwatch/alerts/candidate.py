@@ -34,6 +34,9 @@ class Candidate:
     # The dedupe key of the alert that explains this one: it may keep an open alert
     # open, but it opens none.
     suppressed_by: str | None = None
+    # Tonight's figures of an open drop that has not recovered (rules.still_degraded): it
+    # keeps that alert open, and opens none.
+    holds_open: bool = False
 
 
 def alert_id(dedupe_key: str, first_seen: dt.date) -> str:

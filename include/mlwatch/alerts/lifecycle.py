@@ -188,6 +188,8 @@ def _upsert(con: duckdb.DuckDBPyConnection, config: Config, c: Candidate, result
     if c.suppressed_by and not existing:
         result.suppressed.append(c.dedupe_key)
         return
+    if c.holds_open and not existing:
+        return
     if existing and SEVERITIES.index(c.severity) > SEVERITIES.index(existing[1]):
         con.execute("UPDATE marts.alerts SET escalated_on = ?, escalated_from = ? WHERE alert_id = ?",
                     [c.run_date, existing[1], existing[0]])
