@@ -38,6 +38,7 @@ from pathlib import Path
 
 import duckdb
 import yaml
+from cbpe_benchmark import competitors_python   # bench/ is this script's folder
 
 HERE = Path(__file__).resolve().parent
 MLWATCH = Path(sys.executable).parent / "mlwatch"
@@ -51,15 +52,6 @@ SATURATION = (dt.date(2019, 3, 18), dt.date(2019, 3, 20))
 COST_SPIKE = (dt.date(2019, 6, 10), dt.date(2019, 6, 11))
 LABEL_DELAY_DAYS = 14
 PIPELINE = ["features", "inference"]
-
-
-def competitors_python() -> Path:
-    sys.path.insert(0, str(HERE))
-    try:
-        from run import competitors_python as make
-    finally:
-        sys.path.remove(str(HERE))
-    return make()
 
 
 def _in(column: str, days: tuple[dt.date, dt.date]) -> str:
