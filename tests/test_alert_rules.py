@@ -174,6 +174,31 @@ def test_a_drop_hovering_about_the_tolerance_stays_one_alert_until_it_has_recove
            "0.5% (half the tolerance)" in dict(json.loads(alert[5])["facts"])["Still open"]
 
 
+@pytest.mark.parametrize("judged_week, kind", [
+    ((0.968, 0.956, 0.980), "drift"),                 # back within tolerance: the 30-day days are the past's
+    ((0.940, 0.928, 0.952), "drift_with_impact"),     # the week is still down: the effect is tonight's
+])
+def test_drift_whose_only_impact_is_a_past_drop_in_its_longer_window_goes_to_the_digest(tmp_path, judged_week, kind):
+    """The demo's 2026-09-19: the promotion (paged and resolved three weeks before) still
+    sits in the 30-day window, which shows both its drift and its labeled drop. With the
+    judged 7-day window back within tolerance, that is a digest item, not a page."""
+    config = windows_config(tmp_path)
+    with duckdb.connect(str(config.warehouse)) as con:
+        con.execute("CREATE TABLE marts.drift (model_name VARCHAR, window_end DATE, window_days INTEGER, "
+                    "feature VARCHAR, method VARCHAR, statistic DOUBLE, effect_size DOUBLE, threshold DOUBLE, "
+                    "score_impact DOUBLE, impact VARCHAR, has_impact BOOLEAN, moves_score BOOLEAN, "
+                    "performance_moved BOOLEAN, estimated_performance_moved BOOLEAN, is_drifted BOOLEAN)")
+        con.execute("INSERT INTO marts.drift VALUES ('toy', ?, 30, 'account_age_days', 'psi', 0.4, 0.4, 0.2, 0.1, "
+                    "'performance', true, true, true, NULL, true), ('toy', ?, 7, 'account_age_days', 'psi', 0.05, "
+                    "0.05, 0.2, 0.0, 'none', false, false, false, NULL, false)", [NIGHT, NIGHT])
+    whole_model(config, NIGHT, (7, *judged_week, 0.971, 1200), (30, 0.951, 0.946, 0.956, 0.971, 5000))
+    with duckdb.connect(str(config.warehouse), read_only=True) as con:
+        [candidate] = rules.drift(con, config, NIGHT)
+    assert candidate.kind == kind
+    impact = dict(candidate.evidence["facts"])["Impact"]
+    assert ("a past incident's days" in impact) == (kind == "drift")
+
+
 def test_a_large_drop_pages_from_the_judged_window(tmp_path):
     config = windows_config(tmp_path)
     [alert] = whole_model(config, NIGHT, (7, 0.90, 0.88, 0.92, 0.971, 1200), (30, 0.955, 0.95, 0.96, 0.971, 5000))

@@ -622,19 +622,22 @@ def labels_stopped(con: duckdb.DuckDBPyConnection, config: Config, run_date: dt.
 def drift(con: duckdb.DuckDBPyConnection, config: Config, run_date: dt.date) -> list[Candidate]:
     """Drifted features: with a measured effect they alert (drift_with_impact); without, the digest (drift)."""
     found = []
-    for name in sorted(config.models):
+    for name, model in sorted(config.models.items()):
         rows = _rows(con, "SELECT feature, window_days, method, statistic, effect_size, threshold, score_impact, impact, "
                           "has_impact, moves_score, performance_moved, estimated_performance_moved FROM marts.drift WHERE model_name = ? AND window_end = ? AND is_drifted "
                           "ORDER BY feature, window_days, method", [name, run_date])
+        lingering = _past_drop_lingers(con, name, model, run_date, rows)
         for feature in sorted({r["feature"] for r in rows}):
             mine = [r for r in rows if r["feature"] == feature]
-            with_impact = [r for r in mine if r["has_impact"]]
+            with_impact = [r for r in mine if r["has_impact"] and not (lingering and _lingers_in(model, r))]
             methods = ", ".join(f"{r['method']} {r['statistic']:.3g} ({r['window_days']}d)" for r in mine[:6])
             impact = with_impact[0]["impact"] if with_impact else None
             kind = "drift_with_impact" if with_impact else "drift"
             held = any(r["estimated_performance_moved"] is False and r["performance_moved"] is None
                        and (r["moves_score"] or feature == "__score__") for r in mine)
             moved = IMPACT_WORDS[impact] if impact else IMPACT_WORDS["estimate_held"] if held else \
+                IMPACT_WORDS["past_drop"].format(days=model.alert_window_days) \
+                if lingering and any(r["has_impact"] for r in mine) else \
                 "no measured effect on the score or performance"
             # How strong: the largest effect as a multiple of its threshold (the digest relists an item when it moves).
             ratios = [r["effect_size"] / r["threshold"] for r in mine if r["effect_size"] is not None and r["threshold"]]
@@ -649,12 +652,31 @@ def drift(con: duckdb.DuckDBPyConnection, config: Config, run_date: dt.date) -> 
     return found
 
 
+def _lingers_in(model: ModelConfig, row: dict) -> bool:
+    """A drift row whose only measured effect is a drop in a window longer than the judged one."""
+    return row["impact"] == "performance" and row["window_days"] > model.alert_window_days
+
+
+def _past_drop_lingers(con: duckdb.DuckDBPyConnection, name: str, model: ModelConfig, run_date: dt.date,
+                       rows: list[dict]) -> bool:
+    """Whether tonight's performance impact in the longer windows is a past incident's days:
+    the judged window is back within tolerance (as _lasts judges a sustained drop). Weeks
+    after an incident was paged and resolved, its days still sit in a 30-day window, whose
+    performance and feature distributions both still show it; that is not a new page."""
+    if not any(_lingers_in(model, r) for r in rows if r["has_impact"]):
+        return False
+    judged = _performance_rows(con, name, model, run_date, "model_version = '__all__' AND segment = '__all__'", [])
+    return not _lasts(model, judged, run_date)
+
+
 IMPACT_WORDS = {
     "performance": "the model's performance moved in the same window",
     "estimated_performance": "the performance estimated from the scores dropped beyond tolerance (labels are not in yet)",
     "score": "the score moved with it (labels are not in yet)",
     "estimate_held": "it moves the score, but the performance estimated from the scores holds its SLO (labels are not "
                      "in yet)",
+    "past_drop": "the performance of its longer windows moved, but the judged {days}-day window is back within "
+                 "tolerance: a past incident's days still in those windows, not a new effect",
 }
 
 
