@@ -635,16 +635,18 @@ def drift(con: duckdb.DuckDBPyConnection, config: Config, run_date: dt.date) -> 
             kind = "drift_with_impact" if with_impact else "drift"
             held = any(r["estimated_performance_moved"] is False and r["performance_moved"] is None
                        and (r["moves_score"] or feature == "__score__") for r in mine)
+            past_drop = not with_impact and any(r["has_impact"] for r in mine)
             moved = IMPACT_WORDS[impact] if impact else IMPACT_WORDS["estimate_held"] if held else \
-                IMPACT_WORDS["past_drop"].format(days=model.alert_window_days) \
-                if lingering and any(r["has_impact"] for r in mine) else \
+                IMPACT_WORDS["past_drop"].format(days=model.alert_window_days) if past_drop else \
                 "no measured effect on the score or performance"
             # How strong: the largest effect as a multiple of its threshold (the digest relists an item when it moves).
             ratios = [r["effect_size"] / r["threshold"] for r in mine if r["effect_size"] is not None and r["threshold"]]
             found.append(Candidate(
                 kind=kind, model_name=name, dedupe_key=f"{kind}|{name}|{feature}",
                 severity="warning" if with_impact else "info",
-                title=f"{name}: {feature} drifted" + (f" with impact on {impact.replace('_', ' ')}" if impact else " (no measured impact)"),
+                title=f"{name}: {feature} drifted" + (f" with impact on {impact.replace('_', ' ')}" if impact else
+                                                      " (no new impact: a past drop)" if past_drop else
+                                                      " (no measured impact)"),
                 run_date=run_date, metric=f"drift:{feature}", value=round(max(ratios), 6) if ratios else None,
                 evidence={"facts": [("Model", name), ("Feature", feature), ("Drift", methods), ("Impact", moved)],
                           "feature": feature},
