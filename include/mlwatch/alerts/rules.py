@@ -100,12 +100,22 @@ def _one_sided_p(model: ModelConfig, row: dict) -> float | None:
     return float(stats.norm.sf(z))
 
 
+# What the performance rules read of a window: marts.performance's columns, and
+# marts.performance_estimated's under the same names (the estimate's rows count its
+# predictions as n_labeled, and compare with the reference's own estimate).
+PERFORMANCE_ROW_COLUMNS = ("model_version, segment, segment_value, window_end, metric, value, ci_low, ci_high, "
+                           "reference_value, n_labeled, label_coverage")
+ESTIMATED_ROW_COLUMNS = ("window_end, metric, estimated_value AS value, ci_low, ci_high, "
+                         "reference_estimated_value AS reference_value, n_predictions AS n_labeled, n_predictions, "
+                         "label_coverage, reference_value AS realized_reference_value")
+
+
 def _performance_rows(con, name: str, model: ModelConfig, run_date: dt.date, where: str, params: list,
                       window_days: int | None = None) -> list[dict]:
     return _rows(
         con,
-        "SELECT model_version, segment, segment_value, window_end, metric, value, ci_low, ci_high, reference_value, "
-        "n_labeled, label_coverage FROM marts.performance WHERE model_name = ? AND metric = ? AND window_days = ? "
+        f"SELECT {PERFORMANCE_ROW_COLUMNS} FROM marts.performance "
+        "WHERE model_name = ? AND metric = ? AND window_days = ? "
         f"AND window_end BETWEEN ? AND ? AND {where} ORDER BY window_end DESC",
         [name, model.performance_metric, window_days or model.alert_window_days,
          run_date - dt.timedelta(days=HISTORY_DAYS), run_date, *params])
@@ -221,9 +231,7 @@ def _estimated_rows(con, name: str, model: ModelConfig, run_date: dt.date, windo
         return []
     return _rows(
         con,
-        "SELECT window_end, metric, estimated_value AS value, ci_low, ci_high, "
-        "reference_estimated_value AS reference_value, n_predictions AS n_labeled, n_predictions, label_coverage, "
-        "reference_value AS realized_reference_value FROM marts.performance_estimated "
+        f"SELECT {ESTIMATED_ROW_COLUMNS} FROM marts.performance_estimated "
         "WHERE model_name = ? AND metric = ? AND window_days = ? AND model_version = '__all__' "
         "AND segment = '__all__' AND is_reliable AND window_end BETWEEN ? AND ? ORDER BY window_end DESC",
         [name, model.performance_metric, window_days, run_date - dt.timedelta(days=HISTORY_DAYS), run_date])
@@ -821,12 +829,10 @@ def _alert_window_row(con: duckdb.DuckDBPyConnection, alert: dict, run_date: dt.
     params = [alert["model_name"], alert["model_version"] or "__all__", alert["segment"] or "__all__",
               alert["segment_value"] or "__all__", alert["metric"], alert["window_days"], run_date]
     if alert["kind"] in ESTIMATED_KINDS:
-        table, columns = "performance_estimated", ("metric, estimated_value AS value, ci_low, ci_high, "
-                                                   "reference_estimated_value AS reference_value, "
-                                                   "n_predictions AS n_labeled")
+        table, columns = "performance_estimated", ESTIMATED_ROW_COLUMNS
         where += " AND is_reliable"
     else:
-        table, columns = "performance", "metric, value, ci_low, ci_high, reference_value, n_labeled"
+        table, columns = "performance", PERFORMANCE_ROW_COLUMNS
     if not table_exists(con, "marts", table):
         return None
     found = _rows(con, f"SELECT {columns} FROM marts.{table} WHERE {where}", params)
